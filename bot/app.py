@@ -1,0 +1,139 @@
+"""The composition root: builds, starts and stops everything, in one place.
+
+``TiplineRuntime`` owns the database engine, the PTB application, the web server and (later)
+the scheduler. Nothing else creates clients or reads configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from telegram.ext import AIORateLimiter, ApplicationBuilder, ContextTypes, Defaults
+
+import handlers
+from bot.context import BotData, Services, TiplineApplication, TiplineContext
+from bot.domain.communes import CommuneDirectory
+from bot.domain.identity import Pseudonymizer
+from bot.domain.linking import GroupLinking
+from bot.domain.residents import ResidentPreferences
+from bot.i18n import Translator
+from bot.settings import Settings
+from bot.web import WebServer
+from bot.webhook import WebhookInbox
+from storage import migrate
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BotEndpoint:
+    """Which Bot API server to talk to, with which token."""
+
+    token: str
+    api_url: str  # e.g. https://api.telegram.org or the sandbox's http://127.0.0.1:PORT
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.api_url}/bot"
+
+    @property
+    def base_file_url(self) -> str:
+        return f"{self.api_url}/file/bot"
+
+
+async def build_services(settings: Settings, secret_key: bytes) -> Services:
+    """Open the database (migrated to head) and load the reference data."""
+    db = Database(settings.database_url)
+    try:
+        await migrate.upgrade(db)
+        directory = await asyncio.to_thread(CommuneDirectory.load)
+    except BaseException:
+        await db.close()
+        raise
+    return Services(
+        settings=settings,
+        db=db,
+        directory=directory,
+        translator=Translator.load(),
+        pseudonyms=Pseudonymizer(secret_key),
+        linking=GroupLinking(db, directory),
+        residents=ResidentPreferences(db),
+    )
+
+
+def build_application(services: Services, endpoint: BotEndpoint) -> TiplineApplication:
+    """The PTB application wired to our handlers, talking to ``endpoint``."""
+    context_types = ContextTypes(context=TiplineContext, bot_data=BotData)
+    application: TiplineApplication = (
+        ApplicationBuilder()
+        .token(endpoint.token)
+        .base_url(endpoint.base_url)
+        .base_file_url(endpoint.base_file_url)
+        .context_types(context_types)
+        .defaults(Defaults(tzinfo=services.settings.zone))
+        # overall 30/s and 20/min per group (Bot FAQ); one retry after a 429
+        .rate_limiter(AIORateLimiter(max_retries=1))
+        .concurrent_updates(True)
+        .build()
+    )
+    application.bot_data.services = services
+    handlers.register(application)
+    return application
+
+
+class TiplineRuntime:
+    """Start-up and shutdown of the whole bot, in order, for every mode."""
+
+    def __init__(self, settings: Settings, endpoint: BotEndpoint, secret_key: bytes) -> None:
+        self.settings = settings
+        self.endpoint = endpoint
+        self._secret_key = secret_key
+        self.services: Services | None = None
+        self.application: TiplineApplication | None = None
+        self.web: WebServer | None = None
+        self._inbox: WebhookInbox | None = None
+
+    async def start(self) -> None:
+        self.services = await build_services(self.settings, self._secret_key)
+        application = build_application(self.services, self.endpoint)
+        self.application = application
+        await application.initialize()
+        await handlers.set_command_menus(application, self.services.translator)
+        await application.start()
+        webhook_mode = bool(self.settings.webhook_url)
+        if webhook_mode:
+            self._inbox = WebhookInbox(self.services.db, application)
+            await self._inbox.attach()
+        self.web = WebServer(self.settings, inbox=self._inbox)
+        await self.web.start()
+        if webhook_mode:
+            assert self.settings.webhook_url is not None and self.settings.webhook_secret
+            await application.bot.set_webhook(
+                url=self.settings.webhook_url,
+                secret_token=self.settings.webhook_secret.get_secret_value(),
+                allowed_updates=["message", "callback_query", "my_chat_member"],
+            )
+        else:
+            assert application.updater is not None
+            await application.bot.delete_webhook()
+            await application.updater.start_polling(
+                poll_interval=0.0, timeout=10, allowed_updates=None, drop_pending_updates=False
+            )
+        log.info("bot started", extra={"mode": "webhook" if webhook_mode else "polling"})
+
+    async def stop(self) -> None:
+        application = self.application
+        if application is not None:
+            if application.updater is not None and application.updater.running:
+                await application.updater.stop()
+            if application.running:
+                await application.stop()
+            await application.shutdown()
+        if self.web is not None:
+            await self.web.stop()
+        if self.services is not None:
+            await self.services.db.close()
+        log.info("bot stopped")

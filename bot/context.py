@@ -1,0 +1,54 @@
+"""The services every handler may use, and the typed PTB context that carries them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from telegram.ext import Application, CallbackContext, ExtBot
+
+from bot.domain.communes import CommuneDirectory
+from bot.domain.identity import Pseudonymizer
+from bot.domain.linking import GroupLinking
+from bot.domain.residents import ResidentPreferences
+from bot.i18n import Gettext, Translator
+from bot.settings import Settings
+from storage.db import Database
+
+TELEGRAM = "tg"  # platform prefix in pseudonyms
+
+
+@dataclass
+class Services:
+    """Built once by the composition root (bot/app.py); shared by all handlers."""
+
+    settings: Settings
+    db: Database
+    directory: CommuneDirectory
+    translator: Translator
+    pseudonyms: Pseudonymizer
+    linking: GroupLinking
+    residents: ResidentPreferences
+
+
+class BotData:
+    """PTB's ``bot_data``: holds the services instead of string keys."""
+
+    def __init__(self) -> None:
+        self.services: Services | None = None
+
+
+class TiplineContext(CallbackContext[ExtBot[None], dict, dict, BotData]):  # type: ignore[type-arg]
+    """Typed context: ``context.services`` instead of ``bot_data["..."]`` lookups."""
+
+    @property
+    def services(self) -> Services:
+        services = self.bot_data.services
+        if services is None:
+            raise RuntimeError("services are not attached to the application yet")
+        return services
+
+    def texts(self, language: str) -> Gettext:
+        return self.services.translator.for_language(language)
+
+
+TiplineApplication = Application[ExtBot[None], TiplineContext, dict, dict, BotData, None]  # type: ignore[type-arg]

@@ -1,0 +1,162 @@
+"""Typed settings for the tip-line, read from ``TIPLINE_*`` environment variables and ``.env``.
+
+Loaded once in ``main()`` and passed down; nothing reads the environment at import time.
+A wrong or missing setting raises :class:`SettingsError` carrying one sentence that the CLI
+prints instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+OFFICIAL_BOT_API_URL = "https://api.telegram.org"
+_PLACEHOLDER_SECRETS = {"changeme", "change-me", "change_me", "secret", "password", "xxx", "todo"}
+_WEBHOOK_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class SettingsError(Exception):
+    """A configuration problem, explained in one sentence for the operator."""
+
+
+class Settings(BaseSettings):
+    """Everything the tip-line can be configured with. Field ``x`` is env ``TIPLINE_X``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TIPLINE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    telegram_token: SecretStr | None = Field(
+        default=None, description="Bot token from @BotFather; absent = offline sandbox mode."
+    )
+    bot_api_url: str = Field(
+        default=OFFICIAL_BOT_API_URL,
+        description="Base URL of any Bot API-compatible server (files under <url>/file/bot...).",
+    )
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///data/tipline.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+psycopg://...",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None, description="Key for pseudonyms and encryption; required outside sandbox."
+    )
+    admin_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Comma-separated Telegram user ids of the admins."
+    )
+    ops_chat_id: int | None = Field(
+        default=None, description="Chat that receives error alerts and unrouted tips."
+    )
+    timezone: str = Field(default="Asia/Ho_Chi_Minh", description="Time zone shown to people.")
+    data_dir: Path = Field(default=Path("data"), description="Where local files are kept.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    webhook_url: str | None = Field(
+        default=None, description="Public HTTPS URL of the webhook route; absent = long polling."
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Secret Telegram echoes in X-Telegram-Bot-Api-Secret-Token."
+    )
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=0, le=65535)
+
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = Field(default=8081, ge=0, le=65535)
+    sandbox_rate_limits: bool = Field(
+        default=True, description="Let the sandbox answer 429 like Telegram does."
+    )
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_admin_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            if not all(re.fullmatch(r"-?\d+", p) for p in parts):
+                raise ValueError("must be comma-separated numeric Telegram user ids")
+            return [int(p) for p in parts]
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("bot_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            # one URL for everything: psycopg 3 is both sync (Alembic) and async (the app)
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+psycopg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+psycopg://")
+        return value
+
+    @model_validator(mode="after")
+    def _secrets_outside_sandbox(self) -> Settings:
+        if self.webhook_secret is not None and not _WEBHOOK_SECRET_RE.match(
+            self.webhook_secret.get_secret_value()
+        ):
+            raise ValueError("TIPLINE_WEBHOOK_SECRET must be 1-256 characters of A-Z a-z 0-9 _ -")
+        if self.sandbox:
+            return self
+        if self.secret_key is None:
+            raise ValueError(
+                "TIPLINE_SECRET_KEY is required when TIPLINE_TELEGRAM_TOKEN is set "
+                f"(at least {MIN_SECRET_KEY_LENGTH} random characters)"
+            )
+        key = self.secret_key.get_secret_value()
+        if key.strip().lower() in _PLACEHOLDER_SECRETS or len(set(key)) < 8:
+            raise ValueError("TIPLINE_SECRET_KEY is a placeholder: generate a random one")
+        if len(key) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(
+                f"TIPLINE_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters long"
+            )
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError("TIPLINE_WEBHOOK_SECRET is required when TIPLINE_WEBHOOK_URL is set")
+        return self
+
+    @property
+    def sandbox(self) -> bool:
+        """No token: run against the local Bot API sandbox."""
+        return self.telegram_token is None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; raise :class:`SettingsError` with one readable sentence if wrong."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_first_problem(exc)) from None
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    location = [str(part) for part in error.get("loc", ()) if part != "__root__"]
+    if not location:
+        return f"Configuration error: {message}."
+    env_name = "TIPLINE_" + location[0].upper()
+    return f"Configuration error: {env_name} {message}."

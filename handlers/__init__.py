@@ -1,0 +1,65 @@
+"""Handler registration, split by audience. Order matters: see the comments on ``group``."""
+
+from __future__ import annotations
+
+from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot.context import TiplineApplication
+from bot.i18n import N_, SUPPORTED_LANGUAGES, Translator
+from handlers import admin, errors, resident
+from handlers.resident import LANGUAGE_CALLBACK_PREFIX
+
+RESIDENT_COMMANDS = [
+    ("start", N_("About this mailbox")),
+    ("help", N_("What you can do here")),
+    ("language", N_("Choose the language")),
+]
+GROUP_COMMANDS = [
+    ("where", N_("What this group is linked to")),
+    ("find", N_("Find a commune code")),
+    ("link", N_("Link this group (admins)")),
+    ("unlink", N_("Unlink this group (admins)")),
+]
+
+
+def register(application: TiplineApplication) -> None:
+    """Attach every handler. group 0: commands and buttons; group 1: service messages."""
+    private = filters.ChatType.PRIVATE
+    groups = filters.ChatType.GROUPS
+
+    # residents, private chats only
+    application.add_handler(CommandHandler("start", resident.start, filters=private))
+    application.add_handler(CommandHandler("help", resident.help_command, filters=private))
+    application.add_handler(CommandHandler("language", resident.language_command, filters=private))
+    application.add_handler(
+        CallbackQueryHandler(resident.language_chosen, pattern=f"^{LANGUAGE_CALLBACK_PREFIX}")
+    )
+
+    # police groups and admins; /link and /unlink explain themselves in private chats too
+    application.add_handler(CommandHandler("link", admin.link))
+    application.add_handler(CommandHandler("unlink", admin.unlink))
+    application.add_handler(CommandHandler("where", admin.where, filters=groups))
+    application.add_handler(CommandHandler("find", admin.find))
+
+    # service messages, in their own group so a command handler never shadows them
+    application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, admin.group_migrated), 1)
+
+    application.add_error_handler(errors.on_error)
+
+
+async def set_command_menus(application: TiplineApplication, translator: Translator) -> None:
+    """Command menus per language: residents in private chats, officers in groups."""
+    for language in SUPPORTED_LANGUAGES:
+        _ = translator.for_language(language)
+        code = "" if language == "vi" else language  # Vietnamese is the default menu
+        await application.bot.set_my_commands(
+            [BotCommand(name, _(text)) for name, text in RESIDENT_COMMANDS],
+            scope=BotCommandScopeAllPrivateChats(),
+            language_code=code or None,
+        )
+    vi = translator.for_language("vi")
+    await application.bot.set_my_commands(
+        [BotCommand(name, vi(text)) for name, text in GROUP_COMMANDS],
+        scope=BotCommandScopeAllGroupChats(),
+    )

@@ -1,0 +1,82 @@
+"""Resident-facing handlers in private chats: /start, /help, /language."""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+
+from bot.context import TiplineContext
+from bot.i18n import SUPPORTED_LANGUAGES
+from handlers.common import pseudonym_of, resident_texts
+
+LANGUAGE_CALLBACK_PREFIX = "lang:"
+LANGUAGE_NAMES = {"vi": "Tiếng Việt", "en": "English"}
+
+
+async def start(update: Update, context: TiplineContext) -> None:
+    """Greet the resident and explain anonymity and the 113 rule."""
+    _language, _ = await resident_texts(update, context)
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(
+        _(
+            "Hello! This is the security mailbox of the commune police: "
+            "you can send tips about security and public order here, anonymously."
+        )
+        + "\n\n"
+        + _(
+            "• Your identity stays secret: the police see only an alias, "
+            "never your name, account or phone number."
+        )
+        + "\n"
+        + _("• Concrete facts (where, when, who, what) make a tip much easier to verify.")
+        + "\n"
+        + _("• In an emergency, call 113 right now.")
+        + "\n\n"
+        + _("/help shows what I can do, /language changes the language.")
+    )
+
+
+async def help_command(update: Update, context: TiplineContext) -> None:
+    """List what a resident can do."""
+    _language, _ = await resident_texts(update, context)
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(
+        _("What you can do here:")
+        + "\n"
+        + _("/start – about this mailbox")
+        + "\n"
+        + _("/language – choose Vietnamese or English")
+        + "\n"
+        + _("/help – this help")
+        + "\n\n"
+        + _("In an emergency, call 113 right now."),
+        parse_mode=None,
+    )
+
+
+async def language_command(update: Update, context: TiplineContext) -> None:
+    """Offer the languages as buttons."""
+    _language, _ = await resident_texts(update, context)
+    assert update.effective_message is not None
+    buttons = [
+        InlineKeyboardButton(LANGUAGE_NAMES[code], callback_data=LANGUAGE_CALLBACK_PREFIX + code)
+        for code in SUPPORTED_LANGUAGES
+    ]
+    await update.effective_message.reply_text(
+        _("Choose your language:"), reply_markup=InlineKeyboardMarkup([buttons])
+    )
+
+
+async def language_chosen(update: Update, context: TiplineContext) -> None:
+    """Store the chosen language (button data is checked, never trusted)."""
+    query = update.callback_query
+    assert query is not None
+    code = (query.data or "").removeprefix(LANGUAGE_CALLBACK_PREFIX)
+    if code not in SUPPORTED_LANGUAGES:
+        _language, _ = await resident_texts(update, context)
+        await query.answer(_("This button is no longer valid."), show_alert=True)
+        return
+    await query.answer()
+    await context.services.residents.set_language(pseudonym_of(context, query.from_user), code)
+    _ = context.texts(code)
+    await query.edit_message_text(_("Language set to English."), parse_mode=ParseMode.HTML)

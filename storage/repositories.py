@@ -1,0 +1,53 @@
+"""Keyword-only data-access functions taking the session. No business rules here."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, update
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import GroupLink, Resident, utcnow
+
+
+async def link_by_chat(session: AsyncSession, *, chat_id: int) -> GroupLink | None:
+    return (await session.exec(select(GroupLink).where(GroupLink.chat_id == chat_id))).first()
+
+
+async def link_by_target(session: AsyncSession, *, scope: str, code: int) -> GroupLink | None:
+    query = select(GroupLink).where(GroupLink.scope == scope, GroupLink.code == code)
+    return (await session.exec(query)).first()
+
+
+async def delete_link(session: AsyncSession, *, link_id: int) -> None:
+    await session.exec(delete(GroupLink).where(GroupLink.id == link_id))  # type: ignore[arg-type]
+
+
+async def add_link(session: AsyncSession, link: GroupLink) -> GroupLink:
+    session.add(link)
+    await session.flush()
+    return link
+
+
+async def move_link_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id: int) -> int:
+    result = await session.exec(
+        update(GroupLink).where(GroupLink.chat_id == old_chat_id).values(chat_id=new_chat_id)  # type: ignore[arg-type]
+    )
+    return int(result.rowcount or 0)
+
+
+async def resident(session: AsyncSession, *, pseudonym: str) -> Resident | None:
+    return await session.get(Resident, pseudonym)
+
+
+async def upsert_resident_language(
+    session: AsyncSession, *, pseudonym: str, language: str
+) -> Resident:
+    row = await session.get(Resident, pseudonym)
+    if row is None:
+        row = Resident(pseudonym=pseudonym, language=language)
+        session.add(row)
+    else:
+        row.language = language
+        row.updated_at = utcnow()
+    await session.flush()
+    return row
