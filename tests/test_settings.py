@@ -1,0 +1,105 @@
+"""Settings: a wrong or missing setting stops start-up with one clear sentence."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from bot.settings import SettingsError, load_settings
+
+GOOD_KEY = "k3Jx9-QpL2mZ7vB4nR8tW1yE6uA0sD5fG"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name in list(__import__("os").environ):
+        if name.startswith("TIPLINE_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_mean_sandbox_mode_with_sqlite() -> None:
+    settings = load_settings()
+    assert settings.sandbox
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+    assert settings.timezone == "Asia/Ho_Chi_Minh"
+    assert settings.admin_ids == []
+
+
+def test_env_values_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIPLINE_TELEGRAM_TOKEN", "123:abc")
+    monkeypatch.setenv("TIPLINE_SECRET_KEY", GOOD_KEY)
+    monkeypatch.setenv("TIPLINE_ADMIN_IDS", "111, 222,333")
+    monkeypatch.setenv("TIPLINE_DATABASE_URL", "postgresql://postgres@127.0.0.1/test")
+    monkeypatch.setenv("TIPLINE_BOT_API_URL", "http://127.0.0.1:9999/")
+    settings = load_settings()
+    assert not settings.sandbox
+    assert settings.admin_ids == [111, 222, 333]
+    assert settings.database_url == "postgresql+psycopg://postgres@127.0.0.1/test"
+    assert settings.bot_api_url == "http://127.0.0.1:9999"
+
+
+def test_dotenv_file_is_read(tmp_path) -> None:
+    (tmp_path / ".env").write_text("TIPLINE_TIMEZONE=UTC\nTIPLINE_ADMIN_IDS=5\n")
+    settings = load_settings()
+    assert settings.timezone == "UTC"
+    assert settings.admin_ids == [5]
+
+
+@pytest.mark.parametrize(
+    ("env", "sentence"),
+    [
+        ({"TIPLINE_TELEGRAM_TOKEN": "1:a"}, "TIPLINE_SECRET_KEY is required"),
+        ({"TIPLINE_TELEGRAM_TOKEN": "1:a", "TIPLINE_SECRET_KEY": "changeme"}, "placeholder"),
+        ({"TIPLINE_TELEGRAM_TOKEN": "1:a", "TIPLINE_SECRET_KEY": "aB3$" * 4}, "placeholder"),
+        ({"TIPLINE_TELEGRAM_TOKEN": "1:a", "TIPLINE_SECRET_KEY": "abcdefghij"}, "at least 32"),
+        ({"TIPLINE_ADMIN_IDS": "12,bob"}, "TIPLINE_ADMIN_IDS"),
+        ({"TIPLINE_TIMEZONE": "Mars/Olympus"}, "unknown time zone"),
+        ({"TIPLINE_DATABASE_URL": "mysql://x"}, "TIPLINE_DATABASE_URL"),
+        ({"TIPLINE_BOT_API_URL": "ftp://x"}, "TIPLINE_BOT_API_URL"),
+        ({"TIPLINE_WEB_PORT": "99999"}, "TIPLINE_WEB_PORT"),
+        ({"TIPLINE_WEBHOOK_SECRET": "has spaces!"}, "TIPLINE_WEBHOOK_SECRET"),
+        (
+            {"TIPLINE_TELEGRAM_TOKEN": "1:a", "TIPLINE_SECRET_KEY": GOOD_KEY,
+             "TIPLINE_WEBHOOK_URL": "https://example.org/hook"},
+            "TIPLINE_WEBHOOK_SECRET is required",
+        ),
+    ],
+)
+def test_bad_settings_give_one_sentence(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], sentence: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert sentence in message
+    assert message.startswith("Configuration error:")
+    assert "\n" not in message
+
+
+def test_cli_prints_the_sentence_not_a_traceback(tmp_path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "TIPLINE_TELEGRAM_TOKEN": "1:a", "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "check-config"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "Configuration error: TIPLINE_SECRET_KEY is required when TIPLINE_TELEGRAM_TOKEN is set "
+        "(at least 32 random characters)."
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_check_config_ok_in_sandbox_mode(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "check-config"],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, cwd=tmp_path,
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sandbox mode" in result.stdout
