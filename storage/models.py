@@ -80,3 +80,149 @@ class InboundUpdate(SQLModel, table=True):
     payload: str | None = Field(default=None, sa_type=sa.Text)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     handled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Draft(SQLModel, table=True):
+    """A tip being written. Kept in the database so a restart does not lose the resident's
+    place; expired drafts are deleted by a scheduled job."""
+
+    __tablename__ = "drafts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    pseudonym: str = Field(max_length=64, unique=True, index=True)
+    step: str = Field(max_length=16)
+    language: str = Field(default="vi", max_length=8)
+    commune_code: int | None = None
+    category: str | None = Field(default=None, max_length=32)
+    urgent: bool = False
+    description: str | None = Field(default=None, sa_type=sa.Text)
+    latitude: float | None = None
+    longitude: float | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Tip(SQLModel, table=True):
+    """A committed tip. No identity of the reporter here (see TipReporter)."""
+
+    __tablename__ = "tips"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=16, unique=True, index=True)
+    channel: str = Field(max_length=16)  # "telegram" | "zalo"
+    commune_code: int = Field(index=True)
+    province_code: int = Field(index=True)
+    category: str = Field(max_length=32)
+    urgent: bool = False
+    description: str = Field(sa_type=sa.Text)
+    content_hash: str = Field(max_length=64, index=True)
+    latitude: float | None = None
+    longitude: float | None = None
+    photo_count: int = 0
+    status: str = Field(default="new", max_length=16, index=True)
+    queue_scope: str = Field(max_length=16)  # where it was routed: commune | province | ops | none
+    queue_chat_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    ack_due_at: datetime = Field(sa_type=UTCDateTime)
+    settle_due_at: datetime = Field(sa_type=UTCDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Photo(SQLModel, table=True):
+    """A sanitised picture (JPEG rebuilt from pixels), first on a draft, then on its tip."""
+
+    __tablename__ = "photos"
+
+    id: int | None = Field(default=None, primary_key=True)
+    draft_id: int | None = Field(
+        default=None, foreign_key="drafts.id", index=True, ondelete="CASCADE"
+    )
+    tip_id: int | None = Field(
+        default=None, foreign_key="tips.id", index=True, ondelete="CASCADE"
+    )
+    position: int = 0
+    data: bytes = Field(sa_type=sa.LargeBinary)
+    width: int
+    height: int
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class TipReporter(SQLModel, table=True):
+    """The only link from a tip back to the person: pseudonym and the sealed (encrypted)
+    chat to reply to. Kept apart from the tip and purged on the retention schedule."""
+
+    __tablename__ = "tip_reporters"
+
+    tip_id: int = Field(primary_key=True, foreign_key="tips.id", ondelete="CASCADE")
+    pseudonym: str = Field(max_length=64, index=True)
+    sealed_chat: str = Field(sa_type=sa.Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    purge_after: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+
+
+class TipEvent(SQLModel, table=True):
+    """Append-only audit trail. The code has no update or delete path for these rows and
+    database triggers refuse both."""
+
+    __tablename__ = "tip_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    tip_id: int = Field(foreign_key="tips.id", index=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    actor_kind: str = Field(max_length=16)  # resident | officer | admin | system
+    actor_id: int | None = Field(default=None, sa_type=sa.BigInteger)  # officers only
+    actor_name: str | None = Field(default=None, max_length=128)  # officers only
+    event: str = Field(max_length=32)
+    details: str | None = Field(default=None, sa_type=sa.Text)  # JSON
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message the bot owes somebody, sent by the outbox worker with retries."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)  # tip_card | resident_notice | ...
+    tip_id: int | None = Field(default=None, foreign_key="tips.id", index=True)
+    payload: str = Field(default="{}", sa_type=sa.Text)  # JSON; progress of multi-part sends
+    status: str = Field(default="pending", max_length=16, index=True)  # pending|sent|failed
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    last_error: str | None = Field(default=None, max_length=300)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class TipCard(SQLModel, table=True):
+    """Where a tip's card was posted, so it can be edited in place later."""
+
+    __tablename__ = "tip_cards"
+
+    id: int | None = Field(default=None, primary_key=True)
+    tip_id: int = Field(foreign_key="tips.id", index=True)
+    chat_id: int = Field(sa_type=sa.BigInteger, index=True)
+    message_id: int = Field(sa_type=sa.BigInteger)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Ban(SQLModel, table=True):
+    """A banned reporter, by pseudonym; admins ban through a tip code and never see who."""
+
+    __tablename__ = "bans"
+
+    pseudonym: str = Field(primary_key=True, max_length=64)
+    banned_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    banned_by: int = Field(sa_type=sa.BigInteger)
+    tip_code: str = Field(max_length=16)
+
+
+class CommuneAreaRow(SQLModel, table=True):
+    """An imported commune boundary (GeoJSON MultiPolygon) for location routing."""
+
+    __tablename__ = "commune_areas"
+
+    commune_code: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    geometry: str = Field(sa_type=sa.Text)
+    imported_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
