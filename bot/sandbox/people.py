@@ -1,0 +1,281 @@
+"""What people do in the sandbox: create accounts and groups, write, send media, press buttons.
+
+These are the "other side" of the Bot API: each action stores a message (or a button press)
+the way a Telegram client would produce it and emits the update the bot would receive.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+from . import members
+from .files import recompress
+from .models import GROUP, JSON, PRIVATE, SUPERGROUP, ChatState, SandboxChat, SandboxUser
+from .text import detect_entities
+from .world import CallbackQuery, World, now
+
+
+def create_user(
+    world: World,
+    first_name: str,
+    *,
+    last_name: str | None = None,
+    username: str | None = None,
+    language_code: str | None = "vi",
+    phone_number: str | None = None,
+    user_id: int | None = None,
+) -> SandboxUser:
+    """Register an account (not yet talking to the bot)."""
+    new_id = user_id if user_id is not None else world.allocate_user_id()
+    if new_id in world.users:
+        raise ValueError(f"user id {new_id} is taken")
+    user = SandboxUser(new_id, first_name, last_name, username, language_code, phone_number)
+    world.users[new_id] = user
+    world.activity.notify()
+    return user
+
+
+def create_group(
+    world: World,
+    title: str,
+    *,
+    members_: Sequence[int],
+    admins: Sequence[int],
+    supergroup: bool,
+    chat_id: int | None,
+) -> SandboxChat:
+    """A group with the bot in it; emits `my_chat_member` and the "bot joined" message."""
+    new_id = chat_id if chat_id is not None else world.allocate_group_id(supergroup)
+    if new_id in world.chats:
+        raise ValueError(f"chat id {new_id} is taken")
+    roster: dict[int, str] = {}
+    for user_id in members_:
+        world.user(user_id)
+        roster[user_id] = members.MEMBER
+    for user_id in admins:
+        world.user(user_id)
+        roster[user_id] = members.ADMINISTRATOR
+    if not roster:
+        owner = create_user(world, "Quản trị nhóm")
+        roster[owner.id] = members.ADMINISTRATOR
+    chat = SandboxChat(new_id, SUPERGROUP if supergroup else GROUP, title=title)
+    state = ChatState(chat=chat, members=roster, bot_status=members.LEFT)
+    world.chats[new_id] = state
+    actor = world.group_actor(state)
+    world.emit_bot_status(state, actor, members.MEMBER)
+    _service(world, state, actor, {"new_chat_members": [world.bot.to_json()]})
+    return chat
+
+
+def _service(world: World, state: ChatState, actor: SandboxUser, content: JSON) -> JSON:
+    stored = world.store_message(state, actor, content)
+    world.deliver(state, stored)
+    return copy.deepcopy(stored.data)
+
+
+def add_member(world: World, chat_id: int, user_id: int, *, admin: bool) -> None:
+    """Someone joins a group (or gets promoted); the bot itself can be added or promoted."""
+    state = _group(world, chat_id)
+    status = members.ADMINISTRATOR if admin else members.MEMBER
+    if user_id == world.bot.id:
+        _add_bot(world, state, status)
+        return
+    user = world.user(user_id)
+    was_present = state.members.get(user_id) in members.PRESENT
+    state.members[user_id] = status
+    if not was_present:
+        _service(world, state, user, {"new_chat_members": [user.to_json()]})
+    world.activity.notify()
+
+
+def _add_bot(world: World, state: ChatState, status: str) -> None:
+    was_present = state.bot_status in members.PRESENT
+    actor = world.group_actor(state)
+    world.emit_bot_status(state, actor, status)
+    if not was_present:
+        _service(world, state, actor, {"new_chat_members": [world.bot.to_json()]})
+
+
+def remove_member(world: World, chat_id: int, user_id: int) -> None:
+    """Someone leaves a group (status `left`); for the bot, a `my_chat_member` update."""
+    state = _group(world, chat_id)
+    if user_id == world.bot.id:
+        world.emit_bot_status(state, world.group_actor(state), members.LEFT)
+        return
+    user = world.user(user_id)
+    if state.members.get(user_id) in members.PRESENT:
+        state.members[user_id] = members.LEFT
+        _service(world, state, user, {"left_chat_member": user.to_json()})
+
+
+def kick_bot(world: World, chat_id: int) -> None:
+    """An admin removes the bot from a group (status `kicked`)."""
+    state = _group(world, chat_id)
+    world.emit_bot_status(state, world.group_actor(state), members.KICKED)
+
+
+def set_blocked(world: World, user_id: int, blocked: bool) -> None:
+    """A user blocks or unblocks the bot (a `my_chat_member` update, as on Telegram)."""
+    user = world.user(user_id)
+    if blocked == (user_id in world.blocked):
+        return
+    if blocked:
+        world.blocked.add(user_id)
+    else:
+        world.blocked.discard(user_id)
+    state = world.chats.get(user_id)
+    if state is not None:
+        world.emit_bot_status(state, user, members.KICKED if blocked else members.MEMBER)
+    world.activity.notify()
+
+
+def _group(world: World, chat_id: int) -> ChatState:
+    state = world.state(chat_id)
+    if state.chat.type == PRIVATE:
+        raise ValueError(f"chat {chat_id} is a private chat, not a group")
+    if state.migrated_to is not None:
+        raise ValueError(f"group {chat_id} was migrated to {state.migrated_to}")
+    return state
+
+
+def speaking_chat(world: World, user: SandboxUser, chat_id: int | None) -> ChatState:
+    """The chat a person writes in: their private chat with the bot, or a group they are in."""
+    if chat_id is None or chat_id == user.id:
+        if user.id in world.blocked:
+            set_blocked(world, user.id, False)
+        return world.private_state(user)
+    state = _group(world, chat_id)
+    if state.members.get(user.id) not in members.PRESENT:
+        raise ValueError(f"user {user.id} is not a member of chat {chat_id}")
+    return state
+
+
+def post(
+    world: World,
+    user_id: int,
+    chat_id: int | None,
+    content: JSON,
+    reply_to_message_id: int | None = None,
+) -> JSON:
+    """Store a person's message and deliver it to the bot; returns the Message JSON."""
+    user = world.user(user_id)
+    state = speaking_chat(world, user, chat_id)
+    reply_to = None
+    if reply_to_message_id is not None:
+        reply_to = state.live_message(reply_to_message_id)
+        if reply_to is None:
+            raise ValueError(f"no message {reply_to_message_id} in chat {state.id}")
+    stored = world.store_message(state, user, content, reply_to=reply_to)
+    world.deliver(state, stored)
+    return copy.deepcopy(stored.data)
+
+
+def text_content(text: str) -> JSON:
+    """A text message as a client sends it: commands, links and mentions become entities."""
+    if not text.strip():
+        raise ValueError("a Telegram message cannot be empty")
+    content: JSON = {"text": text}
+    entities = detect_entities(text)
+    if entities:
+        content["entities"] = entities
+    return content
+
+
+def caption_content(caption: str | None) -> JSON:
+    """Caption and caption entities of a media message."""
+    if not caption:
+        return {}
+    content: JSON = {"caption": caption}
+    entities = detect_entities(caption)
+    if entities:
+        content["caption_entities"] = entities
+    return content
+
+
+def photo_content(world: World, data: bytes, caption: str | None, group: str | None) -> JSON:
+    """A photo sent "as photo": recompressed renditions without any metadata."""
+    try:
+        renditions = recompress(data)
+    except Exception as exc:
+        raise ValueError(f"not a decodable image: {exc}") from exc
+    content: JSON = {"photo": world.files.add_photo(renditions), **caption_content(caption)}
+    if group is not None:
+        content["media_group_id"] = group
+    return content
+
+
+def document_content(
+    world: World, data: bytes, file_name: str, mime_type: str, caption: str | None
+) -> JSON:
+    """A file sent "as file": bytes kept exactly (EXIF included)."""
+    doc = world.files.add_document(data, file_name, mime_type)
+    return {"document": doc, **caption_content(caption)}
+
+
+def location_content(latitude: float, longitude: float) -> JSON:
+    """A shared location."""
+    return {"location": {"latitude": latitude, "longitude": longitude}}
+
+
+def press_button(
+    world: World, user_id: int, chat_id: int, message_id: int, data: str, check: bool
+) -> str:
+    """Emit a `callback_query` for an inline button under a bot message."""
+    user = world.user(user_id)
+    state = world.state(chat_id)
+    stored = state.live_message(message_id)
+    if check:
+        _check_button(stored, chat_id, message_id, data)
+    query = CallbackQuery(
+        world.allocate_callback_id(), user_id, chat_id, message_id, data, world.clock()
+    )
+    world.callbacks[query.id] = query
+    if stored is not None:
+        message = copy.deepcopy(stored.data)
+    else:
+        message = {"chat": state.chat.to_json(), "message_id": message_id, "date": 0}
+    payload: JSON = {
+        "id": query.id,
+        "from": user.to_json(),
+        "message": message,
+        "chat_instance": str(abs(chat_id) * 7 + 1_234_567),
+        "data": data,
+    }
+    world.hub.emit("callback_query", payload)
+    return query.id
+
+
+def _check_button(stored: object, chat_id: int, message_id: int, data: str) -> None:
+    from .models import StoredMessage
+
+    if not isinstance(stored, StoredMessage) or not stored.from_bot:
+        raise ValueError(f"no bot message {message_id} in chat {chat_id}")
+    rows = (stored.data.get("reply_markup") or {}).get("inline_keyboard", [])
+    offered = [button.get("callback_data") for row in rows for button in row]
+    if data not in offered:
+        raise ValueError(
+            f"message {message_id} in chat {chat_id} has no button with callback_data "
+            f"{data!r}; it offers {offered!r}"
+        )
+
+
+def migrate(world: World, chat_id: int) -> int:
+    """Upgrade a basic group to a supergroup; emits both migration service messages."""
+    old = _group(world, chat_id)
+    if old.chat.type != GROUP:
+        raise ValueError(f"chat {chat_id} is already a supergroup")
+    new_id = world.allocate_group_id(supergroup=True)
+    chat = SandboxChat(new_id, SUPERGROUP, title=old.chat.title)
+    new = ChatState(chat=chat, members=dict(old.members), bot_status=old.bot_status)
+    world.chats[new_id] = new
+    actor = world.group_actor(old)
+    _service(world, old, actor, {"migrate_to_chat_id": new_id})
+    old.migrated_to = new_id
+    _service(world, new, actor, {"migrate_from_chat_id": chat_id})
+    return new_id
+
+
+def stamp() -> int:
+    """Current Telegram date (exposed for the control API)."""
+    return now()
