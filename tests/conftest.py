@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bot.app import BotEndpoint, TiplineRuntime
+from bot.context import Services
+from bot.sandbox import BotApiSandbox, SandboxUser
+from bot.sandbox_mode import DemoWorld, link_demo_groups, seed_demo
+from bot.settings import Settings
 from storage import migrate
 from storage.db import Database
 
@@ -66,3 +75,87 @@ async def database(database_url: str) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end: the real python-telegram-bot, our runtime, the local Bot API sandbox over HTTP.
+# ---------------------------------------------------------------------------------------------
+
+TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnop"
+
+
+@dataclass
+class World:
+    """A running bot against a sandbox seeded with the demo people and groups."""
+
+    sandbox: BotApiSandbox
+    runtime: TiplineRuntime
+    demo: DemoWorld
+
+    @property
+    def services(self) -> Services:
+        assert self.runtime.services is not None
+        return self.runtime.services
+
+    async def exchange(
+        self, user: SandboxUser, text: str, *, chat_id: int | None = None, replies: int = 1,
+        timeout: float = 5.0,
+    ) -> list[dict[str, Any]]:
+        """Send ``text`` as ``user`` and return the bot's next ``replies`` messages there."""
+        chat = user.id if chat_id is None else chat_id
+        before = len(self.sandbox.bot_messages(chat))
+        await self.sandbox.send_text(user.id, text, chat_id=chat_id)
+        messages = await self.sandbox.wait_for_bot_messages(chat, before + replies, timeout)
+        return messages[before:]
+
+    async def press(
+        self, user: SandboxUser, message: dict[str, Any], data: str, *, check: bool = True
+    ) -> dict[str, Any]:
+        """Press an inline button and return the bot's answer to the callback query."""
+        query_id = await self.sandbox.press_button(
+            user.id, message["chat"]["id"], message["message_id"], data, check=check
+        )
+        for _ in range(200):
+            answer = self.sandbox.callback_answer(query_id)
+            if answer is not None:
+                return answer
+            await asyncio.sleep(0.025)
+        raise TimeoutError(f"the bot never answered callback {data!r}")
+
+
+def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "data_dir": data_dir,
+        "web_port": 0,
+        "secret_key": TEST_SECRET_KEY,
+        "log_format": "text",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[BotApiSandbox]:
+    box = BotApiSandbox()
+    await box.start()
+    try:
+        yield box
+    finally:
+        await box.stop()
+
+
+@pytest.fixture
+async def world(sandbox: BotApiSandbox, sqlite_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    demo = seed_demo(sandbox)
+    settings = make_settings(sqlite_url, tmp_path, admin_ids=[demo.admin.id])
+    runtime = TiplineRuntime(
+        settings, BotEndpoint(sandbox.token, sandbox.url), TEST_SECRET_KEY.encode()
+    )
+    await runtime.start()
+    assert runtime.services is not None
+    await link_demo_groups(runtime.services.linking, demo)
+    try:
+        yield World(sandbox, runtime, demo)
+    finally:
+        await runtime.stop()
