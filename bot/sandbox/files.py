@@ -37,12 +37,14 @@ class Rendition:
     height: int
 
 
-def _open_image(data: bytes) -> Image.Image:
+def _open_image(data: bytes, *, load: bool = True) -> Image.Image:
+    """Open (and by default decode) an image; anything undecodable is IMAGE_PROCESS_FAILED."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             image = Image.open(io.BytesIO(data))
-            image.load()
+            if load:
+                image.load()
         except (OSError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError):
             raise bad_request("IMAGE_PROCESS_FAILED") from None
     return image
@@ -54,12 +56,16 @@ def _clean_pixels(image: Image.Image) -> Image.Image:
     return Image.frombytes("RGB", rgb.size, rgb.tobytes())
 
 
-def _encode(image: Image.Image, longest: int) -> Rendition:
+def _encode(image: Image.Image) -> Rendition:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=87)
+    return Rendition(buffer.getvalue(), image.width, image.height)
+
+
+def _shrunk(image: Image.Image, longest: int) -> Image.Image:
     copy = image.copy()
     copy.thumbnail((longest, longest), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    copy.save(buffer, format="JPEG", quality=87)
-    return Rendition(buffer.getvalue(), copy.width, copy.height)
+    return copy
 
 
 def _sides(longest: int) -> list[int]:
@@ -70,8 +76,12 @@ def _sides(longest: int) -> list[int]:
 
 def recompress(data: bytes) -> list[Rendition]:
     """The renditions Telegram makes of a photo sent "as photo" (smallest first)."""
-    image = _clean_pixels(_open_image(data))
-    return [_encode(image, side) for side in _sides(max(image.size))]
+    source = _clean_pixels(_open_image(data))
+    renditions: list[Rendition] = []
+    for side in reversed(_sides(max(source.size))):
+        source = _shrunk(source, side)
+        renditions.append(_encode(source))
+    return list(reversed(renditions))
 
 
 def check_photo(data: bytes) -> Image.Image:
@@ -80,18 +90,20 @@ def check_photo(data: bytes) -> Image.Image:
         raise bad_request("file must be non-empty")
     if len(data) > MAX_PHOTO_UPLOAD:
         raise bad_request("PHOTO_SAVE_FILE_INVALID")
-    image = _open_image(data)
+    image = _open_image(data, load=False)
     width, height = image.size
     if width + height > 10000 or max(width, height) > 20 * max(min(width, height), 1):
         raise bad_request("PHOTO_INVALID_DIMENSIONS")
-    return image
+    return _open_image(data)
 
 
 def bot_photo(data: bytes) -> list[Rendition]:
     """Renditions for a photo uploaded by the bot: thumbnails plus the exact upload."""
     clean = _clean_pixels(check_photo(data))
     width, height = clean.size
-    smaller = [_encode(clean, side) for side in PHOTO_SIDES[:-1] if side < max(width, height)]
+    smaller = [
+        _encode(_shrunk(clean, side)) for side in PHOTO_SIDES[:-1] if side < max(width, height)
+    ]
     return [*smaller, Rendition(data, width, height)]
 
 
