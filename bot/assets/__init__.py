@@ -1,0 +1,1 @@
+"""Static files shipped with the bot (fonts for the printable posters; see README-fonts.txt)."""
