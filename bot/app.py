@@ -9,17 +9,27 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import cast
 
 from telegram.ext import AIORateLimiter, ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
 from bot.context import BotData, Services, TiplineApplication, TiplineContext
+from bot.domain.areas import load_locator
+from bot.domain.cards import CardRenderer
+from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
 from bot.domain.identity import Pseudonymizer
+from bot.domain.intake import IntakeService
 from bot.domain.linking import GroupLinking
+from bot.domain.outbox import OutboxWorker
 from bot.domain.residents import ResidentPreferences
+from bot.domain.routing import Router
+from bot.domain.sealing import ChatSealer
+from bot.domain.tips import TipQueries
 from bot.i18n import Translator
 from bot.settings import Settings
+from bot.telegram_transport import TelegramTransport
 from bot.web import WebServer
 from bot.webhook import WebhookInbox
 from storage import migrate
@@ -45,14 +55,18 @@ class BotEndpoint:
 
 
 async def build_services(settings: Settings, secret_key: bytes) -> Services:
-    """Open the database (migrated to head) and load the reference data."""
+    """Open the database (migrated to head), load reference data, build the services."""
     db = Database(settings.database_url)
     try:
         await migrate.upgrade(db)
         directory = await asyncio.to_thread(CommuneDirectory.load)
+        locator = await load_locator(db)
     except BaseException:
         await db.close()
         raise
+    categories = Categories.load()
+    router = Router(settings.ops_chat_id)
+    renderer = CardRenderer(directory, categories, settings.zone)
     return Services(
         settings=settings,
         db=db,
@@ -61,13 +75,18 @@ async def build_services(settings: Settings, secret_key: bytes) -> Services:
         pseudonyms=Pseudonymizer(secret_key),
         linking=GroupLinking(db, directory),
         residents=ResidentPreferences(db),
+        categories=categories,
+        locator=locator,
+        intake=IntakeService(db, directory, categories, ChatSealer(secret_key), router),
+        tips=TipQueries(db),
+        outbox=OutboxWorker(db, renderer, router),
     )
 
 
 def build_application(services: Services, endpoint: BotEndpoint) -> TiplineApplication:
     """The PTB application wired to our handlers, talking to ``endpoint``."""
     context_types = ContextTypes(context=TiplineContext, bot_data=BotData)
-    application: TiplineApplication = (
+    application = cast(TiplineApplication, (
         ApplicationBuilder()
         .token(endpoint.token)
         .base_url(endpoint.base_url)
@@ -78,7 +97,7 @@ def build_application(services: Services, endpoint: BotEndpoint) -> TiplineAppli
         .rate_limiter(AIORateLimiter(max_retries=1))
         .concurrent_updates(True)
         .build()
-    )
+    ))
     application.bot_data.services = services
     handlers.register(application)
     return application
@@ -103,6 +122,7 @@ class TiplineRuntime:
         await application.initialize()
         await handlers.set_command_menus(application, self.services.translator)
         await application.start()
+        self.services.outbox.start(TelegramTransport(application.bot))
         webhook_mode = bool(self.settings.webhook_url)
         if webhook_mode:
             self._inbox = WebhookInbox(self.services.db, application)
@@ -125,6 +145,8 @@ class TiplineRuntime:
         log.info("bot started", extra={"mode": "webhook" if webhook_mode else "polling"})
 
     async def stop(self) -> None:
+        if self.services is not None:
+            await self.services.outbox.stop()
         application = self.application
         if application is not None:
             if application.updater is not None and application.updater.running:

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from telegram.ext import Application, CallbackContext, ExtBot
+from typing import Any
 
+from telegram.ext import Application, CallbackContext, ExtBot, JobQueue
+
+from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
+from bot.domain.geo import CommuneLocator
 from bot.domain.identity import Pseudonymizer
+from bot.domain.intake import IntakeService
 from bot.domain.linking import GroupLinking
+from bot.domain.outbox import OutboxWorker
 from bot.domain.residents import ResidentPreferences
+from bot.domain.tips import TipQueries
 from bot.i18n import Gettext, Translator
 from bot.settings import Settings
 from storage.db import Database
@@ -28,6 +35,11 @@ class Services:
     pseudonyms: Pseudonymizer
     linking: GroupLinking
     residents: ResidentPreferences
+    categories: Categories
+    locator: CommuneLocator
+    intake: IntakeService
+    tips: TipQueries
+    outbox: OutboxWorker
 
 
 class BotData:
@@ -37,7 +49,7 @@ class BotData:
         self.services: Services | None = None
 
 
-class TiplineContext(CallbackContext[ExtBot[None], dict, dict, BotData]):  # type: ignore[type-arg]
+class TiplineContext(CallbackContext[ExtBot[int], dict[Any, Any], dict[Any, Any], BotData]):
     """Typed context: ``context.services`` instead of ``bot_data["..."]`` lookups."""
 
     @property
@@ -51,4 +63,6 @@ class TiplineContext(CallbackContext[ExtBot[None], dict, dict, BotData]):  # typ
         return self.services.translator.for_language(language)
 
 
-TiplineApplication = Application[ExtBot[None], TiplineContext, dict, dict, BotData, None]  # type: ignore[type-arg]
+TiplineApplication = Application[
+    ExtBot[int], TiplineContext, dict[Any, Any], dict[Any, Any], BotData, JobQueue[TiplineContext]
+]

@@ -100,7 +100,8 @@ async def run_sandbox(
     await sandbox.start(settings.sandbox_host, settings.sandbox_port if port is None else port)
     demo = seed_demo(sandbox)
     settings = settings.model_copy(update={"admin_ids": [*settings.admin_ids, demo.admin.id]})
-    runtime = TiplineRuntime(settings, BotEndpoint(sandbox.token, sandbox.url), sandbox_secret(settings))
+    endpoint = BotEndpoint(sandbox.token, sandbox.url)
+    runtime = TiplineRuntime(settings, endpoint, sandbox_secret(settings))
     try:
         await runtime.start()
         assert runtime.services is not None

@@ -38,7 +38,7 @@ class WebServer:
         await site.start()
         server = site._server  # the bound port, when 0 asked the OS to pick one
         if server is not None and getattr(server, "sockets", None):
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         log.info("web server listening", extra={"url": self.url})
 
     async def stop(self) -> None:

@@ -68,7 +68,7 @@ class WebhookInbox:
     async def _mark_handled(self, update: Update, _context: TiplineContext) -> None:
         async with self._db.transaction() as session:
             await session.exec(
-                sql_update(InboundUpdate)  # type: ignore[call-overload]
+                sql_update(InboundUpdate)
                 .where(col(InboundUpdate.update_id) == update.update_id)
                 .values(handled_at=utcnow(), payload=None)
             )

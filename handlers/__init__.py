@@ -7,19 +7,25 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, f
 
 from bot.context import TiplineApplication
 from bot.i18n import N_, SUPPORTED_LANGUAGES, Translator
-from handlers import admin, errors, resident
-from handlers.resident import LANGUAGE_CALLBACK_PREFIX
+from handlers import admin, errors, follow, intake, resident
+from handlers.keyboards import LANGUAGE_CALLBACK_PREFIX
 
 RESIDENT_COMMANDS = [
+    ("new", N_("Send a tip")),
+    ("status", N_("Follow a tip by its code")),
+    ("mytips", N_("Your tips")),
+    ("cancel", N_("Delete the tip you are writing")),
     ("start", N_("About this mailbox")),
     ("help", N_("What you can do here")),
     ("language", N_("Choose the language")),
+    ("subscribe", N_("Receive security announcements")),
 ]
 GROUP_COMMANDS = [
     ("where", N_("What this group is linked to")),
     ("find", N_("Find a commune code")),
     ("link", N_("Link this group (admins)")),
     ("unlink", N_("Unlink this group (admins)")),
+    ("ban", N_("Ban the reporter of a tip (admins)")),
 ]
 
 
@@ -32,8 +38,31 @@ def register(application: TiplineApplication) -> None:
     application.add_handler(CommandHandler("start", resident.start, filters=private))
     application.add_handler(CommandHandler("help", resident.help_command, filters=private))
     application.add_handler(CommandHandler("language", resident.language_command, filters=private))
+    application.add_handler(CommandHandler("new", intake.new_command, filters=private))
+    application.add_handler(CommandHandler("cancel", intake.cancel_command, filters=private))
+    application.add_handler(CommandHandler("status", follow.status_command, filters=private))
+    application.add_handler(CommandHandler("mytips", follow.my_tips_command, filters=private))
+    application.add_handler(CommandHandler("subscribe", follow.subscribe_command, filters=private))
+    application.add_handler(
+        CommandHandler("unsubscribe", follow.unsubscribe_command, filters=private)
+    )
     application.add_handler(
         CallbackQueryHandler(resident.language_chosen, pattern=f"^{LANGUAGE_CALLBACK_PREFIX}")
+    )
+    application.add_handler(CallbackQueryHandler(intake.on_button, pattern=r"^d:"))
+    application.add_handler(CallbackQueryHandler(follow.on_menu, pattern=r"^m:"))
+    # messages of a draft (after the commands above, so "/cancel" is never a description)
+    application.add_handler(
+        MessageHandler(private & filters.TEXT & ~filters.COMMAND, follow.on_private_text)
+    )
+    application.add_handler(MessageHandler(private & filters.PHOTO, intake.on_photo))
+    application.add_handler(MessageHandler(private & filters.Document.ALL, intake.on_document))
+    application.add_handler(MessageHandler(private & filters.LOCATION, intake.on_location))
+    application.add_handler(
+        MessageHandler(
+            private & ~filters.COMMAND & ~filters.TEXT & ~filters.StatusUpdate.ALL,
+            intake.on_other_media,
+        )
     )
 
     # police groups and admins; /link and /unlink explain themselves in private chats too
@@ -41,6 +70,7 @@ def register(application: TiplineApplication) -> None:
     application.add_handler(CommandHandler("unlink", admin.unlink))
     application.add_handler(CommandHandler("where", admin.where, filters=groups))
     application.add_handler(CommandHandler("find", admin.find))
+    application.add_handler(CommandHandler("ban", admin.ban))
 
     # service messages, in their own group so a command handler never shadows them
     application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, admin.group_migrated), 1)

@@ -9,7 +9,7 @@ from telegram import Update
 from telegram.constants import ParseMode
 
 from bot.context import TiplineContext
-from bot.domain.linking import LinkingError, LinkTarget
+from bot.domain.linking import LinkingError, LinkTarget, Scope
 from bot.i18n import Gettext
 from handlers.common import is_admin, police_texts
 
@@ -53,7 +53,7 @@ async def link(update: Update, context: TiplineContext) -> None:
     message, chat, user = update.effective_message, update.effective_chat, update.effective_user
     assert message is not None and chat is not None and user is not None
     args = [a.lower() for a in context.args or []]
-    scope = "province" if args[:1] in (["province"], ["tinh"], ["tỉnh"]) else "commune"
+    scope: Scope = "province" if args[:1] in (["province"], ["tinh"], ["tỉnh"]) else "commune"
     code_text = args[1] if scope == "province" and len(args) == 2 else args[0] if args else ""
     if not code_text.isdigit() or len(args) > (2 if scope == "province" else 1):
         await message.reply_text(
@@ -140,3 +140,28 @@ async def group_migrated(update: Update, context: TiplineContext) -> None:
         return
     moved = await context.services.linking.group_migrated(old_chat_id=old_id, new_chat_id=new_id)
     log.info("group migrated", extra={"chat_id": old_id, "new_chat_id": new_id, "moved": moved})
+
+
+async def ban(update: Update, context: TiplineContext) -> None:
+    """/ban <code>: stop the person behind a tip from sending more, without unmasking them."""
+    _ = police_texts(context)
+    message, user = update.effective_message, update.effective_user
+    assert message is not None
+    if not is_admin(context, user):
+        await message.reply_text(_("Sorry, only tip-line administrators can ban reporters."))
+        return
+    assert user is not None
+    typed = " ".join(context.args or [])
+    result = await context.services.tips.ban_reporter(
+        typed, admin_id=user.id, admin_name=user.full_name
+    )
+    if not result.found:
+        await message.reply_text(_("No tip has the code “{code}”.").format(code=typed[:20]))
+    elif result.already:
+        await message.reply_text(_("The reporter of this tip was already banned."))
+    else:
+        log.info("reporter banned", extra={"tip_code": typed[:20]})
+        await message.reply_text(_(
+            "The reporter of this tip can no longer send tips. Their identity stays hidden, "
+            "also from you."
+        ))

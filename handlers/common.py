@@ -12,15 +12,19 @@ def pseudonym_of(context: TiplineContext, user: User) -> str:
     return context.services.pseudonyms.resident(TELEGRAM, user.id)
 
 
-async def resident_texts(update: Update, context: TiplineContext) -> tuple[str, Gettext]:
-    """The resident's language and a ``_`` bound to it."""
+async def resident_language(update: Update, context: TiplineContext) -> str:
+    """The resident's chosen language, else their app's, else Vietnamese."""
     user = update.effective_user
     if user is None:
-        return "vi", context.texts("vi")
-    language = await context.services.residents.language(
+        return "vi"
+    return await context.services.residents.language(
         pseudonym_of(context, user), user.language_code
     )
-    return language, context.texts(language)
+
+
+async def resident_texts(update: Update, context: TiplineContext) -> Gettext:
+    """A ``_`` bound to the resident's language."""
+    return context.texts(await resident_language(update, context))
 
 
 def police_texts(context: TiplineContext) -> Gettext:

@@ -42,7 +42,7 @@ async def on_error(update: object, context: TiplineContext) -> None:
 
 async def _apologise(update: Update, context: TiplineContext) -> None:
     try:
-        _language, _ = await resident_texts(update, context)
+        _ = await resident_texts(update, context)
         assert update.effective_chat is not None
         await context.bot.send_message(
             update.effective_chat.id,

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Update
 from telegram.constants import ParseMode
 
 from bot.context import TiplineContext
 from bot.i18n import SUPPORTED_LANGUAGES
+from handlers import intake
 from handlers.common import pseudonym_of, resident_texts
+from handlers.keyboards import LANGUAGE_CALLBACK_PREFIX, language_keyboard, main_menu
 
-LANGUAGE_CALLBACK_PREFIX = "lang:"
-LANGUAGE_NAMES = {"vi": "Tiếng Việt", "en": "English"}
+
+def deep_link_commune(args: list[str] | None) -> int | None:
+    """``/start c2998`` (from a QR poster) -> 2998; anything else -> None."""
+    if args and len(args) == 1 and args[0].startswith("c") and args[0][1:].isdigit():
+        return int(args[0][1:])
+    return None
 
 
 async def start(update: Update, context: TiplineContext) -> None:
-    """Greet the resident and explain anonymity and the 113 rule."""
-    _language, _ = await resident_texts(update, context)
+    """Greet the resident; a deep link from a commune poster starts a tip right away."""
+    _ = await resident_texts(update, context)
     assert update.effective_message is not None
+    commune_code = deep_link_commune(context.args)
+    if commune_code is not None and context.services.directory.commune(commune_code):
+        await intake.begin(update, context, commune_code=commune_code)
+        return
     await update.effective_message.reply_text(
         _(
             "Hello! This is the security mailbox of the commune police: "
@@ -32,16 +42,25 @@ async def start(update: Update, context: TiplineContext) -> None:
         + "\n"
         + _("• In an emergency, call 113 right now.")
         + "\n\n"
-        + _("/help shows what I can do, /language changes the language.")
+        + _("/help shows what I can do, /language changes the language."),
+        reply_markup=main_menu(_),
     )
 
 
 async def help_command(update: Update, context: TiplineContext) -> None:
     """List what a resident can do."""
-    _language, _ = await resident_texts(update, context)
+    _ = await resident_texts(update, context)
     assert update.effective_message is not None
     await update.effective_message.reply_text(
         _("What you can do here:")
+        + "\n"
+        + _("/new – send a tip")
+        + "\n"
+        + _("/status <code> – follow a tip; /mytips – your tips")
+        + "\n"
+        + _("/cancel – delete the tip you are writing")
+        + "\n"
+        + _("/subscribe, /unsubscribe – security announcements")
         + "\n"
         + _("/start – about this mailbox")
         + "\n"
@@ -56,14 +75,10 @@ async def help_command(update: Update, context: TiplineContext) -> None:
 
 async def language_command(update: Update, context: TiplineContext) -> None:
     """Offer the languages as buttons."""
-    _language, _ = await resident_texts(update, context)
+    _ = await resident_texts(update, context)
     assert update.effective_message is not None
-    buttons = [
-        InlineKeyboardButton(LANGUAGE_NAMES[code], callback_data=LANGUAGE_CALLBACK_PREFIX + code)
-        for code in SUPPORTED_LANGUAGES
-    ]
     await update.effective_message.reply_text(
-        _("Choose your language:"), reply_markup=InlineKeyboardMarkup([buttons])
+        _("Choose your language:"), reply_markup=language_keyboard()
     )
 
 
@@ -73,7 +88,7 @@ async def language_chosen(update: Update, context: TiplineContext) -> None:
     assert query is not None
     code = (query.data or "").removeprefix(LANGUAGE_CALLBACK_PREFIX)
     if code not in SUPPORTED_LANGUAGES:
-        _language, _ = await resident_texts(update, context)
+        _ = await resident_texts(update, context)
         await query.answer(_("This button is no longer valid."), show_alert=True)
         return
     await query.answer()

@@ -39,15 +39,19 @@ async def resident(session: AsyncSession, *, pseudonym: str) -> Resident | None:
     return await session.get(Resident, pseudonym)
 
 
-async def upsert_resident_language(
-    session: AsyncSession, *, pseudonym: str, language: str
+async def upsert_resident(
+    session: AsyncSession, *, pseudonym: str, language: str | None = None,
+    subscribed: bool | None = None,
 ) -> Resident:
+    """Create the resident's row if needed and set the given fields."""
     row = await session.get(Resident, pseudonym)
     if row is None:
-        row = Resident(pseudonym=pseudonym, language=language)
+        row = Resident(pseudonym=pseudonym)
         session.add(row)
-    else:
+    if language is not None:
         row.language = language
-        row.updated_at = utcnow()
+    if subscribed is not None:
+        row.subscribed = subscribed
+    row.updated_at = utcnow()
     await session.flush()
     return row

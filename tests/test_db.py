@@ -18,7 +18,8 @@ async def test_sixty_concurrent_increments_are_all_kept(database: Database) -> N
     async def increment() -> None:
         async with database.transaction() as session:
             if not database.is_sqlite:
-                await session.exec(text("SELECT 1 FROM residents WHERE pseudonym='counter' FOR UPDATE"))  # type: ignore[call-overload]
+                lock = text("SELECT 1 FROM residents WHERE pseudonym='counter' FOR UPDATE")
+                await session.exec(lock)  # type: ignore[call-overload]
             row = await session.get(Resident, "counter")
             assert row is not None and row.last_commune_code is not None
             await asyncio.sleep(0)  # let the others interleave

@@ -144,10 +144,13 @@ async def test_command_menus_are_set_per_language_and_audience(world: World) -> 
     vi = world.sandbox.commands(scope_type="all_private_chats")
     en = world.sandbox.commands(scope_type="all_private_chats", language_code="en")
     groups = world.sandbox.commands(scope_type="all_group_chats")
-    assert [c["command"] for c in vi] == ["start", "help", "language"]
-    assert vi[1]["description"] == "Những việc bạn có thể làm"
-    assert en[1]["description"] == "What you can do here"
-    assert [c["command"] for c in groups] == ["where", "find", "link", "unlink"]
+    assert [c["command"] for c in vi] == [
+        "new", "status", "mytips", "cancel", "start", "help", "language", "subscribe"
+    ]
+    assert [c["command"] for c in en] == [c["command"] for c in vi]
+    assert vi[5]["description"] == "Những việc bạn có thể làm"
+    assert en[5]["description"] == "What you can do here"
+    assert [c["command"] for c in groups] == ["where", "find", "link", "unlink", "ban"]
 
 
 async def test_a_failing_handler_gets_a_polite_sentence_and_a_log(

@@ -21,4 +21,9 @@ class ResidentPreferences:
         if language not in SUPPORTED_LANGUAGES:
             raise ValueError(f"unsupported language {language!r}")
         async with self._db.transaction() as session:
-            await repo.upsert_resident_language(session, pseudonym=pseudonym, language=language)
+            await repo.upsert_resident(session, pseudonym=pseudonym, language=language)
+
+    async def set_subscribed(self, pseudonym: str, subscribed: bool) -> None:
+        """Campaign opt-in/opt-out (used by the campaign scheduler)."""
+        async with self._db.transaction() as session:
+            await repo.upsert_resident(session, pseudonym=pseudonym, subscribed=subscribed)

@@ -1,0 +1,92 @@
+"""The outbox's Telegram transport: uploads and sends, mapping PTB errors to the domain's
+delivery errors. Photos are uploaded from our sanitised bytes; nothing is forwarded."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from telegram import Bot, InputMediaPhoto, ReplyParameters
+from telegram.constants import ParseMode
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TimedOut,
+)
+
+from bot.domain.outbox import ChatGone, ChatMoved, RetryLater
+
+T = TypeVar("T")
+GONE_DESCRIPTIONS = ("chat not found", "bot was kicked", "not enough rights", "have no rights")
+
+
+class TelegramTransport:
+    def __init__(self, bot: Bot) -> None:
+        self._bot = bot
+
+    async def send_html(self, chat_id: int, text: str, *, reply_to: int | None = None) -> int:
+        message = await _mapped(lambda: self._bot.send_message(
+            chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=_reply(reply_to),
+            link_preview_options=None,
+        ))
+        return message.message_id
+
+    async def send_photos(
+        self, chat_id: int, photos: Sequence[bytes], captions: Sequence[str],
+        *, reply_to: int | None = None,
+    ) -> list[int]:
+        ids: list[int] = []
+        for start in range(0, len(photos), 10):  # sendMediaGroup takes 2-10 items
+            batch = list(zip(photos[start:start + 10], captions[start:start + 10], strict=True))
+            if len(batch) == 1:
+                data, caption = batch[0]
+                message = await _mapped(functools.partial(
+                    self._bot.send_photo, chat_id, data, caption=caption,
+                    reply_parameters=_reply(reply_to),
+                ))
+                ids.append(message.message_id)
+                continue
+            media = [InputMediaPhoto(data, caption=caption) for data, caption in batch]
+            messages = await _mapped(functools.partial(
+                self._bot.send_media_group, chat_id, media, reply_parameters=_reply(reply_to)
+            ))
+            ids.extend(m.message_id for m in messages)
+        return ids
+
+    async def send_location(
+        self, chat_id: int, latitude: float, longitude: float, *, reply_to: int | None = None
+    ) -> int:
+        message = await _mapped(lambda: self._bot.send_location(
+            chat_id, latitude=latitude, longitude=longitude, reply_parameters=_reply(reply_to)
+        ))
+        return message.message_id
+
+
+def _reply(message_id: int | None) -> ReplyParameters | None:
+    if message_id is None:
+        return None
+    return ReplyParameters(message_id=message_id, allow_sending_without_reply=True)
+
+
+async def _mapped(call: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await call()
+    except RetryAfter as error:
+        seconds = error.retry_after
+        raise RetryLater("429 Too Many Requests", float(
+            seconds.total_seconds() if hasattr(seconds, "total_seconds") else seconds
+        )) from error
+    except ChatMigrated as error:
+        raise ChatMoved(error.new_chat_id) from error
+    except Forbidden as error:
+        raise ChatGone(error.message) from error
+    except BadRequest as error:
+        if any(text in error.message.lower() for text in GONE_DESCRIPTIONS):
+            raise ChatGone(error.message) from error
+        raise
+    except (TimedOut, NetworkError) as error:  # includes 5xx answers
+        raise RetryLater(f"{type(error).__name__}: {error.message}") from error
