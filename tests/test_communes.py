@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -267,6 +268,8 @@ def test_limit(directory: CommuneDirectory) -> None:
         "!!!",
         "...",
         "😀😀😀",
+        "²²",  # Unicode digits that int() rejects
+        "٢٩٩٨",  # Arabic-Indic digits
         "qwertyuiop",
         "zzzz",
         "xa",
@@ -344,3 +347,14 @@ def test_domain_does_not_import_telegram() -> None:
 def test_division_type_counts(directory: CommuneDirectory) -> None:
     communes = [c for p in directory.provinces() for c in directory.communes_of(p.code)]
     assert Counter(c.division_type for c in communes) == {"xã": 2621, "phường": 687, "đặc khu": 13}
+
+
+def test_random_input_never_raises(directory: CommuneDirectory) -> None:
+    rng = random.Random(2025)
+    alphabet = "aăâbcdđeêghiklmnoôơpqrstuưvxyÀÁẢÃẠàáảãạĐđ0123456789 ,.-–’'/()#@\t\n😀²"
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+        for match in directory.search(text, limit=3):
+            assert 0 <= match.score <= 100
+        directory.search(text, province_code=15)
+        directory.search_provinces(text)

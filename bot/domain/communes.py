@@ -464,7 +464,7 @@ class CommuneDirectory:
         folded = fold(query)
         if len(folded) < 2:
             return []
-        if folded.isdigit():
+        if folded.isascii() and folded.isdigit():
             commune = self._communes.get(int(folded))
             if commune is None or province_code not in (None, commune.province_code):
                 return []
