@@ -13,9 +13,11 @@ class Signal:
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self.version = 0
 
     def notify(self) -> None:
-        """Wake everybody waiting now."""
+        """Wake everybody waiting now (and count the change in `version`)."""
+        self.version += 1
         self._event.set()
         self._event = asyncio.Event()
 
