@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import cast
 
-from telegram.ext import AIORateLimiter, ApplicationBuilder, ContextTypes, Defaults
+from telegram.ext import ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
 from bot.context import BotData, Services, TiplineApplication, TiplineContext
@@ -28,6 +28,8 @@ from bot.domain.routing import Router
 from bot.domain.sealing import ChatSealer
 from bot.domain.tips import TipQueries
 from bot.i18n import Translator
+from bot.logs import quiet_identity_bearing_loggers
+from bot.ratelimit import TiplineRateLimiter
 from bot.settings import Settings
 from bot.telegram_transport import TelegramTransport
 from bot.web import WebServer
@@ -93,8 +95,11 @@ def build_application(services: Services, endpoint: BotEndpoint) -> TiplineAppli
         .base_file_url(endpoint.base_file_url)
         .context_types(context_types)
         .defaults(Defaults(tzinfo=services.settings.zone))
-        # overall 30/s and 20/min per group (Bot FAQ); one retry after a 429
-        .rate_limiter(AIORateLimiter(max_retries=1))
+        # 30/s overall, 20/min per group, a burst then ~1/s per private chat (Bot FAQ)
+        .rate_limiter(TiplineRateLimiter(
+            private_burst=services.settings.telegram_private_burst,
+            private_window_seconds=services.settings.telegram_private_window_seconds,
+        ))
         .concurrent_updates(True)
         .build()
     ))
@@ -116,6 +121,7 @@ class TiplineRuntime:
         self._inbox: WebhookInbox | None = None
 
     async def start(self) -> None:
+        quiet_identity_bearing_loggers()
         self.services = await build_services(self.settings, self._secret_key)
         application = build_application(self.services, self.endpoint)
         self.application = application

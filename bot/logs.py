@@ -38,6 +38,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+# Libraries whose DEBUG records carry whole API payloads (user ids, names, message text) or
+# URLs with the bot token: never below these levels, whatever TIPLINE_LOG_LEVEL says.
+IDENTITY_BEARING_LOGGERS = {
+    "telegram": logging.INFO, "httpx": logging.WARNING, "httpcore": logging.WARNING,
+    "aiohttp.access": logging.WARNING, "apscheduler": logging.WARNING,
+}
+
+
+def quiet_identity_bearing_loggers() -> None:
+    for name, minimum in IDENTITY_BEARING_LOGGERS.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.getEffectiveLevel(), minimum))
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
@@ -47,5 +61,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "apscheduler", "aiohttp.access", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    quiet_identity_bearing_loggers()

@@ -31,6 +31,7 @@ class DemoWorld:
     residents: tuple[SandboxUser, SandboxUser]
     commune_group: SandboxChat
     province_group: SandboxChat
+    ops_group: SandboxChat
 
 
 def seed_demo(sandbox: BotApiSandbox) -> DemoWorld:
@@ -64,8 +65,13 @@ def seed_demo(sandbox: BotApiSandbox) -> DemoWorld:
         admins=[admin.id],
         chat_id=-5000000015,
     )
+    ops_group = sandbox.create_group(
+        "Quản trị hòm thư – cảnh báo", members=[admin.id], admins=[admin.id],
+        chat_id=-5000000001,
+    )
     return DemoWorld(
-        admin, officer, province_officer, (resident_vi, resident_en), commune_group, province_group
+        admin, officer, province_officer, (resident_vi, resident_en), commune_group,
+        province_group, ops_group,
     )
 
 
@@ -99,7 +105,10 @@ async def run_sandbox(
     sandbox = BotApiSandbox(limits=RateLimits(enabled=rate_limits and settings.sandbox_rate_limits))
     await sandbox.start(settings.sandbox_host, settings.sandbox_port if port is None else port)
     demo = seed_demo(sandbox)
-    settings = settings.model_copy(update={"admin_ids": [*settings.admin_ids, demo.admin.id]})
+    settings = settings.model_copy(update={
+        "admin_ids": [*settings.admin_ids, demo.admin.id],
+        "ops_chat_id": settings.ops_chat_id or demo.ops_group.id,
+    })
     endpoint = BotEndpoint(sandbox.token, sandbox.url)
     runtime = TiplineRuntime(settings, endpoint, sandbox_secret(settings))
     try:

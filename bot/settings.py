@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=0, le=65535)
 
+    telegram_private_burst: int = Field(
+        default=4, ge=1, description="Messages the bot may send to one person in a burst..."
+    )
+    telegram_private_window_seconds: float = Field(
+        default=5.0, gt=0, description="...within this many seconds (Telegram: ~1 msg/s)."
+    )
+
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = Field(default=8081, ge=0, le=65535)
     sandbox_rate_limits: bool = Field(

@@ -372,7 +372,7 @@ async def _attach_picture(
         telegram_file = await context.bot.get_file(file_id)
         data = bytes(await telegram_file.download_as_bytearray())
         photo = await asyncio.to_thread(sanitise_photo, data)
-        count = await intake.add_photo(pseudonym, photo)
+        count = await intake.add_photo(pseudonym, photo, order=message.message_id)
     except PhotoRejected as rejected:
         log.info("picture refused", extra={"status": rejected.reason})
         await message.reply_text(photo_refusal(rejected.reason, _))
@@ -380,14 +380,17 @@ async def _attach_picture(
     except IntakeError as error:
         await message.reply_text(refusal(error, _))
         return
-    _schedule_photo_ack(context, message.chat_id, language, count)
+    _schedule_photo_ack(context, pseudonym, message.chat_id, language, count)
 
 
-def _schedule_photo_ack(context: TiplineContext, chat_id: int, language: str, count: int) -> None:
-    """One "pictures received" message after an album settles, instead of one per picture."""
+def _schedule_photo_ack(
+    context: TiplineContext, pseudonym: str, chat_id: int, language: str, count: int
+) -> None:
+    """One "pictures received" message after an album settles, instead of one per picture.
+    The job is named by pseudonym: job names reach the scheduler's logs, chat ids must not."""
     job_queue = context.job_queue
     assert job_queue is not None
-    name = f"photo-ack:{chat_id}"
+    name = f"photo-ack:{pseudonym[:16]}"
     for job in job_queue.get_jobs_by_name(name):
         job.schedule_removal()
     job_queue.run_once(

@@ -14,7 +14,7 @@ import pytest
 
 from bot.app import BotEndpoint, TiplineRuntime
 from bot.context import Services
-from bot.sandbox import BotApiSandbox, SandboxUser
+from bot.sandbox import BotApiSandbox, RateLimits, SandboxUser
 from bot.sandbox_mode import DemoWorld, link_demo_groups, seed_demo
 from bot.settings import Settings
 from storage import migrate
@@ -135,9 +135,12 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+FAST_PRIVATE_BURST = 25  # tests press buttons faster than people; limits are tested apart
+
+
 @pytest.fixture
 async def sandbox() -> AsyncIterator[BotApiSandbox]:
-    box = BotApiSandbox()
+    box = BotApiSandbox(limits=RateLimits(private_burst=FAST_PRIVATE_BURST + 5))
     await box.start()
     try:
         yield box
@@ -148,7 +151,10 @@ async def sandbox() -> AsyncIterator[BotApiSandbox]:
 @pytest.fixture
 async def world(sandbox: BotApiSandbox, sqlite_url: str, tmp_path: Path) -> AsyncIterator[World]:
     demo = seed_demo(sandbox)
-    settings = make_settings(sqlite_url, tmp_path, admin_ids=[demo.admin.id])
+    settings = make_settings(
+        sqlite_url, tmp_path, admin_ids=[demo.admin.id], ops_chat_id=demo.ops_group.id,
+        telegram_private_burst=FAST_PRIVATE_BURST,
+    )
     runtime = TiplineRuntime(
         settings, BotEndpoint(sandbox.token, sandbox.url), TEST_SECRET_KEY.encode()
     )

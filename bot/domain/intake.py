@@ -177,8 +177,9 @@ class IntakeService:
             draft.step = Step.ATTACHMENTS
             return await self._touch(session, draft)
 
-    async def add_photo(self, pseudonym: str, photo: SanitisedPhoto) -> int:
-        """Attach a sanitised picture; returns how many the draft now has."""
+    async def add_photo(self, pseudonym: str, photo: SanitisedPhoto, *, order: int) -> int:
+        """Attach a sanitised picture; returns how many the draft now has. ``order`` (the
+        resident's message id) keeps pictures in the order sent, though processed at once."""
         async with self._db.transaction() as session:
             draft = await self._require(session, pseudonym, Step.ATTACHMENTS)
             assert draft.id is not None
@@ -186,7 +187,7 @@ class IntakeService:
             if count >= MAX_PHOTOS:
                 raise IntakeError("too_many_photos", limit=MAX_PHOTOS)
             session.add(
-                Photo(draft_id=draft.id, position=count, data=photo.data,
+                Photo(draft_id=draft.id, position=order, data=photo.data,
                       width=photo.width, height=photo.height)
             )
             await self._touch(session, draft)
