@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import Any
 
 from telegram.ext import Application, CallbackContext, ExtBot, JobQueue

@@ -200,7 +200,9 @@ async def test_province_fallback_when_the_commune_has_no_group(world: World) -> 
     other = next(c for c in world.services.directory.communes_of(15) if c.code != PHUC_KHANH)
     code = await send_tip(world, world.demo.residents[0], start=f"/start c{other.code}")
     [card] = await wait_card(world, world.demo.province_group.id)
-    assert card["text"].startswith("⚠️ Xã chưa có nhóm tiếp nhận: tin được chuyển lên nhóm cấp tỉnh.")
+    assert card["text"].startswith(
+        "⚠️ Xã chưa có nhóm tiếp nhận: tin được chuyển lên nhóm cấp tỉnh."
+    )
     assert code in card["text"] and other.name in card["text"]
     assert (await tip_by_code(world, code)).queue_scope == "province"
     assert world.sandbox.bot_messages(world.demo.commune_group.id) == []
@@ -422,8 +424,8 @@ async def test_no_identity_reaches_groups_tables_or_logs(world: World, caplog: A
 
     needles = set()
     for person in residents:
-        needles |= {str(person.id), person.first_name, person.last_name or "", person.username or ""}
-        needles |= {person.phone_number or ""}
+        needles |= {str(person.id), person.first_name, person.last_name or ""}
+        needles |= {person.username or "", person.phone_number or ""}
     needles.discard("")
     group_text = json.dumps(
         [world.sandbox.transcript(c.id) for c in
