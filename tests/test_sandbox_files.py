@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from PIL import Image
-from telegram import Bot, InputMediaDocument, InputMediaPhoto
+from telegram import Bot, InputMediaDocument, InputMediaPhoto, ReplyParameters
 from telegram.error import BadRequest
 
 from bot.sandbox import BotApiSandbox, SandboxUser
@@ -171,3 +171,18 @@ async def test_forward_shows_the_sender_but_copy_does_not(
     assert copy_json["message_id"] == copied.message_id and "forward_origin" not in copy_json
     with pytest.raises(BadRequest, match="Message to forward not found"):
         await bot.forward_message(group.id, lan.id, 999)
+
+
+async def test_reply_across_chats_names_the_author(
+    sandbox: BotApiSandbox, bot: Bot, lan: SandboxUser
+) -> None:
+    group = sandbox.create_group("Công an xã")
+    tip = await sandbox.send_text(lan.id, "Có người lạ ở ngõ 3")
+    sent = await bot.send_message(
+        group.id, "Tin báo mới",
+        reply_parameters=ReplyParameters(tip["message_id"], chat_id=lan.id, quote="ngõ 3"),
+    )
+    assert sent.external_reply is not None and sent.quote is not None
+    stored = sandbox.transcript(group.id)[-1]
+    assert stored["external_reply"]["origin"]["sender_user"]["id"] == lan.id
+    assert stored["quote"] == {"text": "ngõ 3", "position": 14, "is_manual": True}

@@ -208,3 +208,12 @@ async def test_chat_action(bot: Bot, lan: SandboxUser) -> None:
     assert await bot.send_chat_action(lan.id, "typing") is True
     with pytest.raises(BadRequest, match="Wrong parameter action"):
         await bot.send_chat_action(lan.id, "dancing")
+
+
+async def test_editing_in_a_blocked_chat_is_forbidden(
+    sandbox: BotApiSandbox, bot: Bot, lan: SandboxUser
+) -> None:
+    sent = await bot.send_message(lan.id, "Đang xử lý")
+    sandbox.block_bot(lan.id)
+    with pytest.raises(Forbidden, match="bot was blocked by the user"):
+        await bot.edit_message_text("Đã xử lý", lan.id, sent.message_id)

@@ -62,8 +62,8 @@ async def get_chat_member(world: World, p: Params) -> Any:
     """The `ChatMember` of a user: creator/administrator/member/left/kicked."""
     state = world.lookup_chat(chat_ref(p))
     user_id = required_int(p, "user_id", "user not found")
-    return members.member_json(world.users.get(user_id) or world.bot,
-                               status_of(world, state, user_id))
+    status = status_of(world, state, user_id)
+    return members.member_json(world.users[user_id], status)
 
 
 @method("getChatAdministrators")
@@ -114,6 +114,14 @@ async def unpin_chat_message(world: World, p: Params) -> Any:
     """Unpinning is accepted."""
     world.lookup_chat(chat_ref(p))
     return True
+
+
+@method("getUserProfilePhotos")
+async def get_user_profile_photos(world: World, p: Params) -> Any:
+    """Sandbox accounts have no profile photos."""
+    if required_int(p, "user_id", "user not found") not in world.users:
+        raise bad_request("user not found")
+    return {"total_count": 0, "photos": []}
 
 
 @method("setMessageReaction")

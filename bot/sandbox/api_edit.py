@@ -22,7 +22,7 @@ MEDIA_KEYS = ("photo", "document", "video", "audio", "animation", "voice")
 def _editable(world: World, p: Params) -> tuple[ChatState, StoredMessage]:
     if p.has("inline_message_id"):
         raise bad_request("MESSAGE_ID_INVALID")
-    state = world.lookup_chat(chat_ref(p))
+    state = world.writable_chat(chat_ref(p))
     message_id = required_int(p, "message_id", "message to edit not found")
     stored = state.live_message(message_id)
     if stored is None:

@@ -14,7 +14,7 @@ import secrets
 from typing import Any
 
 from .api_send import send_bot_message
-from .compose import chat_ref, content_with, formatted, reply_markup, reply_target
+from .compose import chat_ref, content_with, formatted, reply_fields, reply_markup
 from .errors import bad_request
 from .files import MAX_UPLOAD, bot_photo, document_json, file_json, photo_size
 from .models import JSON, ChatState
@@ -144,13 +144,13 @@ async def send_media_group(world: World, p: Params) -> Any:
     """Send 2-10 photos or documents as one album; counts once per item for flood limits."""
     state: ChatState = world.writable_chat(chat_ref(p))
     contents = _album(world, p)
-    reply_to = reply_target(state, p)
+    reply = reply_fields(world, state, p)
     world.flood.acquire(state.id, world.is_group(state), units=len(contents))
     group_id = str(13_000_000_000_000_000 + secrets.randbelow(10**15))
     results = []
-    for content in contents:
-        content["media_group_id"] = group_id
-        stored = world.store_message(state, world.bot, content, reply_to=reply_to)
+    for item in contents:
+        content = {**reply, **item, "media_group_id": group_id}
+        stored = world.store_message(state, world.bot, content)
         results.append(copy.deepcopy(stored.data))
     return results
 

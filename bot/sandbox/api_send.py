@@ -14,15 +14,15 @@ from .compose import (
     chat_ref,
     content_with,
     formatted,
+    reply_fields,
     reply_markup,
-    reply_target,
     required_int,
 )
 from .errors import bad_request
 from .models import JSON, ChatState, StoredMessage
 from .params import Params
 from .registry import method
-from .world import World
+from .world import World, origin_of
 
 CONTENT_KEYS = (
     "text",
@@ -64,9 +64,9 @@ def send_bot_message(
     world: World, state: ChatState, p: Params, content: JSON, markup: JSON | None
 ) -> JSON:
     """Resolve the reply target, count the send against flood limits, store the message."""
-    reply_to = reply_target(state, p)
+    content = {**reply_fields(world, state, p), **content}
     world.flood.acquire(state.id, world.is_group(state))
-    stored = world.store_message(state, world.bot, content, markup=markup, reply_to=reply_to)
+    stored = world.store_message(state, world.bot, content, markup=markup)
     return copy.deepcopy(stored.data)
 
 
@@ -127,19 +127,12 @@ def _content_of(stored: StoredMessage) -> JSON:
     return {key: copy.deepcopy(stored.data[key]) for key in CONTENT_KEYS if key in stored.data}
 
 
-def forward_origin(stored: StoredMessage) -> JSON:
-    """Who wrote a message, as a forward shows it (MessageOriginUser)."""
-    if "forward_origin" in stored.data:
-        return copy.deepcopy(stored.data["forward_origin"])
-    return {"type": "user", "date": stored.data["date"], "sender_user": stored.data["from"]}
-
-
 @method("forwardMessage")
 async def forward_message(world: World, p: Params) -> Any:
     """Forward a message: the copy shows the original sender in `forward_origin`."""
     state = world.writable_chat(chat_ref(p))
     original = source_message(world, p, "message to forward not found")
-    content = {"forward_origin": forward_origin(original), **_content_of(original)}
+    content = {"forward_origin": origin_of(original.data), **_content_of(original)}
     world.flood.acquire(state.id, world.is_group(state))
     stored = world.store_message(state, world.bot, content)
     return copy.deepcopy(stored.data)

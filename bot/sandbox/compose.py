@@ -2,7 +2,8 @@
 
 Text and captions go through parse modes, Telegram's whitespace trimming, length limits and
 automatic entity detection; reply markups are validated (callback_data is 1-64 bytes of UTF-8);
-reply targets are resolved from `reply_parameters` or the older `reply_to_message_id`.
+reply targets are resolved from `reply_parameters` or the older `reply_to_message_id`; a reply
+to a message of another chat carries `external_reply` with the original author, as on Telegram.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from urllib.parse import urlsplit
 from .errors import bad_request
 from .html_parse import HtmlParseError, parse_html
 from .markdown_parse import MarkdownParseError, parse_markdown, parse_markdown_v2
-from .models import JSON, ChatState, StoredMessage
+from .models import JSON, ChatState
 from .params import Params
 from .text import MAX_CAPTION, MAX_TEXT, merge_detected, sort_entities, trim, utf16_len
+from .world import World, external_reply, quoted
 
 _PARSERS: dict[str, Callable[[str], tuple[str, list[JSON]]]] = {
     "html": parse_html,
@@ -181,18 +183,38 @@ def _check_reply_keyboard(rows: Any) -> None:
                                   "type String")
 
 
-def reply_target(state: ChatState, p: Params) -> StoredMessage | None:
-    """The message a bot message answers, from `reply_parameters` or `reply_to_message_id`."""
+def reply_fields(world: World, state: ChatState, p: Params) -> JSON:
+    """`reply_to_message` (same chat) or `external_reply` (another chat), plus `quote`."""
     params = p.json("reply_parameters", "can't parse reply parameters JSON object")
     allow = p.boolean("allow_sending_without_reply")
+    source_ref: Any = None
+    quote: Any = None
     if isinstance(params, dict):
         message_id = params.get("message_id")
         allow = allow or bool(params.get("allow_sending_without_reply"))
+        source_ref, quote = params.get("chat_id"), params.get("quote")
     else:
         message_id = p.integer("reply_to_message_id")
     if message_id is None:
-        return None
-    stored = state.live_message(int(message_id))
-    if stored is None and not allow:
+        return {}
+    source = state if source_ref in (None, state.id) else world.lookup_chat(source_ref)
+    stored = source.live_message(int(message_id))
+    if stored is None:
+        if allow:
+            return {}
         raise bad_request("message to be replied not found")
-    return stored
+    if source is state:
+        fields: JSON = {"reply_to_message": quoted(stored.data)}
+    else:
+        fields = {"external_reply": external_reply(source, stored.data)}
+    if quote:
+        fields["quote"] = _quote(stored.data, str(quote))
+    return fields
+
+
+def _quote(data: JSON, quote: str) -> JSON:
+    text = data.get("text") or data.get("caption") or ""
+    index = text.find(quote)
+    if index < 0:
+        raise bad_request("QUOTE_TEXT_INVALID")
+    return {"text": quote, "position": utf16_len(text[:index]), "is_manual": True}

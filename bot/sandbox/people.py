@@ -11,9 +11,18 @@ from collections.abc import Sequence
 
 from . import members
 from .files import recompress
-from .models import GROUP, JSON, PRIVATE, SUPERGROUP, ChatState, SandboxChat, SandboxUser
+from .models import (
+    GROUP,
+    JSON,
+    PRIVATE,
+    SUPERGROUP,
+    ChatState,
+    SandboxChat,
+    SandboxUser,
+    StoredMessage,
+)
 from .text import detect_entities
-from .world import CallbackQuery, World, now
+from .world import CallbackQuery, World
 
 
 def create_user(
@@ -246,10 +255,10 @@ def press_button(
     return query.id
 
 
-def _check_button(stored: object, chat_id: int, message_id: int, data: str) -> None:
-    from .models import StoredMessage
-
-    if not isinstance(stored, StoredMessage) or not stored.from_bot:
+def _check_button(
+    stored: StoredMessage | None, chat_id: int, message_id: int, data: str
+) -> None:
+    if stored is None or not stored.from_bot:
         raise ValueError(f"no bot message {message_id} in chat {chat_id}")
     rows = (stored.data.get("reply_markup") or {}).get("inline_keyboard", [])
     offered = [button.get("callback_data") for row in rows for button in row]
@@ -275,7 +284,3 @@ def migrate(world: World, chat_id: int) -> int:
     _service(world, new, actor, {"migrate_from_chat_id": chat_id})
     return new_id
 
-
-def stamp() -> int:
-    """Current Telegram date (exposed for the control API)."""
-    return now()

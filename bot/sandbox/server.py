@@ -36,6 +36,7 @@ from .world import World
 
 _LOG = logging.getLogger(__name__)
 MAX_BODY = 60 * 1024 * 1024
+MAX_LOGGED_CALLS = 20_000
 _dumps = partial(json.dumps, ensure_ascii=False)
 
 
@@ -89,9 +90,7 @@ class BotApiSandbox:
         site = web.TCPSite(runner, host, port)
         await site.start()
         self._runner = runner
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        bound_port = sockets[0].getsockname()[1] if sockets else port
+        bound_port = runner.addresses[0][1] if runner.addresses else port
         self.url = f"http://{host}:{bound_port}"
         _LOG.info("Bot API sandbox listening on %s", self.url)
 
@@ -150,6 +149,8 @@ class BotApiSandbox:
         else:
             entry["result"] = copy.deepcopy(result)
         self.world.calls.append(entry)
+        if len(self.world.calls) > MAX_LOGGED_CALLS:
+            del self.world.calls[: len(self.world.calls) - MAX_LOGGED_CALLS]
 
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["token"] != self.token:

@@ -282,6 +282,29 @@ class World:
         return state.chat.type in (GROUP, SUPERGROUP)
 
 
+def origin_of(data: JSON) -> JSON:
+    """Who wrote a message, as forwards and cross-chat replies show it (MessageOriginUser)."""
+    if "forward_origin" in data:
+        return copy.deepcopy(data["forward_origin"])
+    return {"type": "user", "date": data["date"], "sender_user": copy.deepcopy(data["from"])}
+
+
+EXTERNAL_MEDIA = ("photo", "document", "location", "contact", "venue", "sticker", "video",
+                  "audio", "voice", "animation")
+
+
+def external_reply(source: ChatState, data: JSON) -> JSON:
+    """`ExternalReplyInfo` for a reply to a message of another chat: it names the author."""
+    info: JSON = {"origin": origin_of(data)}
+    if source.chat.type == SUPERGROUP:
+        info["chat"] = source.chat.to_json()
+        info["message_id"] = data["message_id"]
+    for key in EXTERNAL_MEDIA:
+        if key in data:
+            info[key] = copy.deepcopy(data[key])
+    return info
+
+
 def quoted(data: JSON) -> JSON:
     """A message as it appears inside `reply_to_message` (one level deep)."""
     inner = copy.deepcopy(data)
