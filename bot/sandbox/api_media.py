@@ -8,6 +8,7 @@ document download byte-for-byte what the bot sent.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import mimetypes
 import secrets
@@ -51,10 +52,11 @@ def _checked_upload(upload: Upload) -> bytes:
     return upload.data
 
 
-def photo_sizes(world: World, source: Upload | str) -> list[JSON]:
+async def photo_sizes(world: World, source: Upload | str) -> list[JSON]:
     """The `PhotoSize` array for an uploaded photo or a reused photo file id."""
     if isinstance(source, Upload):
-        return world.files.add_photo(bot_photo(_checked_upload(source)))
+        renditions = await asyncio.to_thread(bot_photo, _checked_upload(source))
+        return world.files.add_photo(renditions)
     stored = world.files.get(source)
     if stored is None:
         raise bad_request("wrong file identifier/HTTP URL specified")
@@ -95,7 +97,7 @@ async def send_photo(world: World, p: Params) -> Any:
     state = world.writable_chat(chat_ref(p))
     caption, entities = formatted(p, "caption", "caption_entities", caption=True)
     markup = reply_markup(p)
-    sizes = photo_sizes(world, _source(p, p.values.get("photo"), "photo"))
+    sizes = await photo_sizes(world, _source(p, p.values.get("photo"), "photo"))
     content = {"photo": sizes, **content_with("caption", caption, entities), **_media_extras(p)}
     return send_bot_message(world, state, p, content, markup)
 
@@ -111,14 +113,14 @@ async def send_document(world: World, p: Params) -> Any:
     return send_bot_message(world, state, p, content, markup)
 
 
-def _album_item(world: World, p: Params, item: Any) -> JSON:
+async def _album_item(world: World, p: Params, item: Any) -> JSON:
     if not isinstance(item, dict) or item.get("type") not in ("photo", "document"):
         raise bad_request("can't parse InputMedia JSON object")
     item_params = Params({key: value for key, value in item.items() if key != "media"})
     caption, entities = formatted(item_params, "caption", "caption_entities", caption=True)
     source = _source(p, item.get("media"), str(item["type"]))
     if item["type"] == "photo":
-        content: JSON = {"photo": photo_sizes(world, source)}
+        content: JSON = {"photo": await photo_sizes(world, source)}
     else:
         content = {"document": document(world, source)}
     content.update(content_with("caption", caption, entities))
@@ -127,7 +129,7 @@ def _album_item(world: World, p: Params, item: Any) -> JSON:
     return content
 
 
-def _album(world: World, p: Params) -> list[JSON]:
+async def _album(world: World, p: Params) -> list[JSON]:
     media = p.json("media", "can't parse media JSON object")
     if not isinstance(media, list):
         raise bad_request("can't parse media JSON object")
@@ -136,14 +138,14 @@ def _album(world: World, p: Params) -> list[JSON]:
     kinds = {item.get("type") for item in media if isinstance(item, dict)}
     if "document" in kinds and len(kinds) > 1:
         raise bad_request("document can't be mixed with other media types")
-    return [_album_item(world, p, item) for item in media]
+    return [await _album_item(world, p, item) for item in media]
 
 
 @method("sendMediaGroup")
 async def send_media_group(world: World, p: Params) -> Any:
     """Send 2-10 photos or documents as one album; counts once per item for flood limits."""
     state: ChatState = world.writable_chat(chat_ref(p))
-    contents = _album(world, p)
+    contents = await _album(world, p)
     reply = reply_fields(world, state, p)
     world.flood.acquire(state.id, world.is_group(state), units=len(contents))
     group_id = str(13_000_000_000_000_000 + secrets.randbelow(10**15))

@@ -10,7 +10,8 @@ import copy
 from collections.abc import Sequence
 
 from . import members
-from .files import recompress
+from .errors import ApiError
+from .files import Rendition, recompress
 from .models import (
     GROUP,
     JSON,
@@ -202,12 +203,18 @@ def caption_content(caption: str | None) -> JSON:
     return content
 
 
-def photo_content(world: World, data: bytes, caption: str | None, group: str | None) -> JSON:
-    """A photo sent "as photo": recompressed renditions without any metadata."""
+def renditions_of(data: bytes) -> list[Rendition]:
+    """Recompress a person's photo (CPU-bound: run it in a worker thread)."""
     try:
-        renditions = recompress(data)
-    except Exception as exc:
-        raise ValueError(f"not a decodable image: {exc}") from exc
+        return recompress(data)
+    except ApiError as exc:
+        raise ValueError(f"not a decodable image ({exc.description})") from exc
+
+
+def photo_content(
+    world: World, renditions: list[Rendition], caption: str | None, group: str | None
+) -> JSON:
+    """A photo sent "as photo": recompressed renditions without any metadata."""
     content: JSON = {"photo": world.files.add_photo(renditions), **caption_content(caption)}
     if group is not None:
         content["media_group_id"] = group

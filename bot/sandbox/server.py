@@ -231,9 +231,8 @@ class BotApiSandbox:
         reply_to_message_id: int | None = None,
     ) -> dict[str, Any]:
         """A person sends an image "as photo" (recompressed, metadata stripped)."""
-        content = await asyncio.to_thread(
-            people.photo_content, self.world, data, caption, media_group_id
-        )
+        renditions = await asyncio.to_thread(people.renditions_of, data)
+        content = people.photo_content(self.world, renditions, caption, media_group_id)
         return people.post(self.world, user_id, chat_id, content, reply_to_message_id)
 
     async def send_document(

@@ -545,6 +545,11 @@ function wire() {
     if (title) act(async () => { const chat = await api("/groups", { json: { title, admins: [ui.me] } }); selectChat(chat.id); });
   });
   $("toggle-chats").addEventListener("click", () => $("chats").classList.toggle("open"));
+  window.addEventListener("hashchange", () => {
+    if (!ui.data) return;
+    const wanted = initialChat(ui.data);
+    if (wanted !== ui.chatId) selectChat(wanted);
+  });
 }
 
 wire();
