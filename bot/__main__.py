@@ -6,6 +6,8 @@ Usage:
     python -m bot db upgrade       # apply migrations (also done at every start)
     python -m bot db current       # show the schema revision
     python -m bot check-config     # validate the settings and exit
+    python -m bot qr 2998          # deep link + printable QR poster (PNG, PDF) of a commune
+    python -m bot geo import communes.geojson   # commune boundaries for location routing
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -38,6 +41,16 @@ def _parser() -> argparse.ArgumentParser:
     down.add_argument("revision", help='e.g. "base" or "0001"')
     db_commands.add_parser("current", help="print the current revision")
     commands.add_parser("check-config", help="validate the settings and exit")
+    qr = commands.add_parser("qr", help="print a commune's deep link and write its QR poster")
+    qr.add_argument("commune_code", type=int, help="commune code, e.g. 2998")
+    qr.add_argument("--out", type=Path, help="folder for the PNG and PDF (default data/posters)")
+    qr.add_argument("--bot-username", help="overrides TIPLINE_BOT_USERNAME")
+    geo = commands.add_parser("geo", help="commune boundaries")
+    geo_commands = geo.add_subparsers(dest="geo_command", required=True)
+    geo_import = geo_commands.add_parser("import", help="import a GeoJSON FeatureCollection")
+    geo_import.add_argument("file", type=Path)
+    geo_import.add_argument("--code-property", help="feature property with the commune code")
+    geo_import.add_argument("--replace", action="store_true", help="drop earlier boundaries")
     return parser
 
 
@@ -59,6 +72,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "db":
             return asyncio.run(_db_command(settings, args))
+        if args.command == "qr":
+            from bot.tools import write_poster
+
+            return write_poster(settings, args.commune_code, args.out, args.bot_username)
+        if args.command == "geo":
+            from bot.tools import import_geojson
+
+            return import_geojson(settings, args.file, args.code_property, replace=args.replace)
         if args.command == "sandbox" or settings.sandbox:
             from bot.sandbox_mode import run_sandbox
 

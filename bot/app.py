@@ -34,6 +34,7 @@ from bot.settings import Settings
 from bot.telegram_transport import TelegramTransport
 from bot.web import WebServer
 from bot.webhook import WebhookInbox
+from scheduler.jobs import schedule_housekeeping
 from storage import migrate
 from storage.db import Database
 
@@ -105,6 +106,7 @@ def build_application(services: Services, endpoint: BotEndpoint) -> TiplineAppli
     ))
     application.bot_data.services = services
     handlers.register(application)
+    schedule_housekeeping(application)
     return application
 
 

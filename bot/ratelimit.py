@@ -2,15 +2,18 @@
 
 PTB's ``AIORateLimiter`` paces the overall 30 msg/s and 20 msg/min per group (Bot FAQ) but
 has no per-private-chat limit (~1 msg/s, short bursts allowed). ``TiplineRateLimiter`` adds
-a leaky bucket per private chat for the methods that post messages.
+a sliding window per private chat for the methods that post messages: at most
+``private_burst`` messages in any ``private_window_seconds`` (default 4 in 5 s).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from aiolimiter import AsyncLimiter
 from telegram._utils.types import JSONDict
 from telegram.ext import AIORateLimiter
 
@@ -21,6 +24,27 @@ SENDING_ENDPOINTS = frozenset({
 MAX_TRACKED_CHATS = 50_000
 
 
+class SlidingWindowPacer:
+    """Waits until sending one more keeps the count within the window."""
+
+    def __init__(self, limit: int, window_seconds: float) -> None:
+        self._limit = limit
+        self._window = window_seconds
+        self._sent: deque[float] = deque()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:  # first come, first served
+            while True:
+                now = time.monotonic()
+                while self._sent and self._sent[0] <= now - self._window:
+                    self._sent.popleft()
+                if len(self._sent) < self._limit:
+                    self._sent.append(now)
+                    return
+                await asyncio.sleep(self._sent[0] + self._window - now + 0.01)
+
+
 class TiplineRateLimiter(AIORateLimiter):
     def __init__(
         self, *, private_burst: int = 4, private_window_seconds: float = 5.0, max_retries: int = 1
@@ -28,16 +52,16 @@ class TiplineRateLimiter(AIORateLimiter):
         super().__init__(max_retries=max_retries)
         self._private_burst = private_burst
         self._private_window = private_window_seconds
-        self._private_limiters: dict[int, AsyncLimiter] = {}
+        self._private_pacers: dict[int, SlidingWindowPacer] = {}
 
-    def _private_limiter(self, chat_id: int) -> AsyncLimiter:
-        limiter = self._private_limiters.get(chat_id)
-        if limiter is None:
-            if len(self._private_limiters) >= MAX_TRACKED_CHATS:
-                self._private_limiters.clear()  # idle buckets: forgetting them is harmless
-            limiter = AsyncLimiter(self._private_burst, self._private_window)
-            self._private_limiters[chat_id] = limiter
-        return limiter
+    def _private_pacer(self, chat_id: int) -> SlidingWindowPacer:
+        pacer = self._private_pacers.get(chat_id)
+        if pacer is None:
+            if len(self._private_pacers) >= MAX_TRACKED_CHATS:
+                self._private_pacers.clear()  # mostly idle windows: forgetting them is harmless
+            pacer = SlidingWindowPacer(self._private_burst, self._private_window)
+            self._private_pacers[chat_id] = pacer
+        return pacer
 
     async def process_request(
         self,
@@ -50,10 +74,7 @@ class TiplineRateLimiter(AIORateLimiter):
     ) -> bool | JSONDict | list[JSONDict]:
         chat_id = data.get("chat_id")
         if isinstance(chat_id, int) and chat_id > 0 and endpoint in SENDING_ENDPOINTS:
-            async with self._private_limiter(chat_id):
-                return await super().process_request(
-                    callback, args, kwargs, endpoint, data, rate_limit_args
-                )
+            await self._private_pacer(chat_id).acquire()
         return await super().process_request(
             callback, args, kwargs, endpoint, data, rate_limit_args
         )

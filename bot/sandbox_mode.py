@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 DEMO_COMMUNE_CODE = 2998  # Xã Phúc Khánh, Lào Cai
 DEMO_PROVINCE_CODE = 15  # Tỉnh Lào Cai
+SANDBOX_BOT_USERNAME = "tipline_sandbox_bot"
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,10 @@ def sandbox_secret(settings: Settings) -> bytes:
 async def run_sandbox(
     settings: Settings, stop: asyncio.Event, *, port: int | None, rate_limits: bool
 ) -> None:
-    sandbox = BotApiSandbox(limits=RateLimits(enabled=rate_limits and settings.sandbox_rate_limits))
+    sandbox = BotApiSandbox(
+        bot_username=SANDBOX_BOT_USERNAME,
+        limits=RateLimits(enabled=rate_limits and settings.sandbox_rate_limits),
+    )
     await sandbox.start(settings.sandbox_host, settings.sandbox_port if port is None else port)
     demo = seed_demo(sandbox)
     settings = settings.model_copy(update={

@@ -49,10 +49,16 @@ class Settings(BaseSettings):
     admin_ids: Annotated[list[int], NoDecode] = Field(
         default_factory=list, description="Comma-separated Telegram user ids of the admins."
     )
+    bot_username: str | None = Field(
+        default=None, description="The bot's @username for deep links and QR posters."
+    )
     ops_chat_id: int | None = Field(
         default=None, description="Chat that receives error alerts and unrouted tips."
     )
     timezone: str = Field(default="Asia/Ho_Chi_Minh", description="Time zone shown to people.")
+    retention_days: int = Field(
+        default=90, ge=1, description="Days after a tip is closed before its reporter link goes."
+    )
     data_dir: Path = Field(default=Path("data"), description="Where local files are kept.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"

@@ -1,0 +1,47 @@
+"""Recurring housekeeping jobs, run by PTB's JobQueue (APScheduler 3.x underneath).
+
+Each job is a thin wrapper over a domain function; all are idempotent, so a missed or
+repeated run does no harm (APScheduler's default misfire handling is fine here).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from bot.context import TiplineApplication, TiplineContext
+from bot.domain.areas import load_locator
+from bot.domain.retention import purge_handled_updates, purge_reporter_links
+
+log = logging.getLogger(__name__)
+
+
+async def purge_drafts(context: TiplineContext) -> None:
+    """Abandoned drafts (idle longer than the draft TTL) are deleted with their pictures."""
+    count = await context.services.intake.purge_expired_drafts()
+    if count:
+        log.info("expired drafts deleted", extra={"count": count})
+
+
+async def purge_identities(context: TiplineContext) -> None:
+    """Reporter links past retention, and handled webhook payloads."""
+    await purge_reporter_links(context.services.db)
+    await purge_handled_updates(context.services.db)
+
+
+async def reload_boundaries(context: TiplineContext) -> None:
+    """Pick up boundaries imported with `python -m bot geo import` without a restart."""
+    context.services.locator = await load_locator(context.services.db)
+
+
+def schedule_housekeeping(application: TiplineApplication) -> None:
+    job_queue = application.job_queue
+    assert job_queue is not None
+    for callback, interval, first in (
+        (purge_drafts, timedelta(minutes=10), 60),
+        (purge_identities, timedelta(hours=1), 120),
+        (reload_boundaries, timedelta(minutes=10), 600),
+    ):
+        job_queue.run_repeating(
+            callback, interval=interval, first=first, name=callback.__name__
+        )
