@@ -194,3 +194,30 @@ async def test_message_ids_grow_per_chat(sandbox: BotApiSandbox, bot: Bot) -> No
     other = await bot.send_message(b.id, "1")
     assert (first.message_id, second.message_id, other.message_id) == (2, 3, 2)
     assert a.id > 0 and a.id != b.id
+
+
+async def test_edit_caption_and_protected_content(
+    sandbox: BotApiSandbox, bot: Bot, lan: SandboxUser
+) -> None:
+    doc = await bot.send_document(lan.id, b"data", filename="a.txt", caption="cũ",
+                                  protect_content=True)
+    assert doc.has_protected_content
+    edited = await bot.edit_message_caption(lan.id, doc.message_id, caption="<i>mới</i>",
+                                            parse_mode=ParseMode.HTML)
+    assert edited.caption == "mới" and edited.caption_entities[0].type == "italic"
+    with pytest.raises(BadRequest, match="There is no caption in the message to edit"):
+        text = await bot.send_message(lan.id, "chữ")
+        await bot.edit_message_caption(lan.id, text.message_id, caption="x")
+    with pytest.raises(BadRequest, match="Message can't be forwarded"):
+        await bot.forward_message(lan.id, lan.id, doc.message_id)
+
+
+async def test_user_links_become_text_mentions(
+    sandbox: BotApiSandbox, bot: Bot, lan: SandboxUser
+) -> None:
+    sent = await bot.send_message(
+        lan.id, f'Cán bộ <a href="tg://user?id={lan.id}">phụ trách</a>', parse_mode=ParseMode.HTML
+    )
+    [mention] = sent.entities
+    assert mention.type == "text_mention" and mention.user.id == lan.id
+    assert sandbox.bot_messages(lan.id)[-1]["entities"][0]["user"]["first_name"] == "Lan"

@@ -150,6 +150,11 @@ async def test_every_update_kind_round_trips_through_ptb(
         reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("Nhận", callback_data="a")]]),
     )
     await sandbox.press_button(officer.id, group.id, card.message_id, "a")
+    newcomer = sandbox.create_user("Cường")
+    sandbox.add_member(group.id, newcomer.id)
+    sandbox.remove_member(group.id, newcomer.id)
+    sandbox.block_bot(lan.id)
+    sandbox.unblock_bot(lan.id)
     await sandbox.migrate_to_supergroup(group.id)
 
     kinds: dict[str, int] = {}
@@ -161,7 +166,7 @@ async def test_every_update_kind_round_trips_through_ptb(
             kinds["migrate_to"] = 1
         if update.message and update.message.migrate_from_chat_id:
             kinds["migrate_from"] = 1
-    assert kinds["my_chat_member"] == 1 and kinds["callback_query"] == 1
+    assert kinds["my_chat_member"] == 3 and kinds["callback_query"] == 1
     assert kinds["migrate_to"] == kinds["migrate_from"] == 1
     fetched = await bot.get_updates(timeout=0)
     assert [u.update_id for u in fetched] == [u["update_id"] for u in sandbox.updates]

@@ -44,6 +44,7 @@ def _apply(world: World, stored: StoredMessage, changes: JSON, markup: JSON | No
         updated["reply_markup"] = markup
     else:
         updated.pop("reply_markup", None)
+    world.resolve_mentions(updated)
     if updated == stored.data:
         raise bad_request(NOT_MODIFIED)
     updated["edit_date"] = now()

@@ -65,6 +65,8 @@ def send_bot_message(
 ) -> JSON:
     """Resolve the reply target, count the send against flood limits, store the message."""
     content = {**reply_fields(world, state, p), **content}
+    if p.boolean("protect_content"):
+        content["has_protected_content"] = True
     world.flood.acquire(state.id, world.is_group(state))
     stored = world.store_message(state, world.bot, content, markup=markup)
     return copy.deepcopy(stored.data)
@@ -119,6 +121,8 @@ def source_message(world: World, p: Params, error: str) -> StoredMessage:
     if stored is None:
         raise bad_request(error)
     if not any(key in stored.data for key in CONTENT_KEYS):
+        raise bad_request("message can't be forwarded")
+    if stored.data.get("has_protected_content"):
         raise bad_request("message can't be forwarded")
     return stored
 

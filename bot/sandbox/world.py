@@ -9,6 +9,7 @@ write to a chat.
 from __future__ import annotations
 
 import copy
+import re
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -59,6 +60,14 @@ class CallbackQuery:
     data: str
     created: float
     answer: JSON | None = None
+
+
+def _mentioned_id(item: JSON) -> int | None:
+    if item.get("type") == "text_mention" and isinstance(item.get("user"), dict):
+        return int(item["user"].get("id", 0))
+    url = str(item.get("url", "")) if item.get("type") == "text_link" else ""
+    match = re.fullmatch(r"tg://user\?id=(\d+)", url)
+    return int(match.group(1)) if match else None
 
 
 def now() -> int:
@@ -211,6 +220,7 @@ class World:
         if reply_to is not None:
             data["reply_to_message"] = quoted(reply_to.data)
         data.update(content)
+        self.resolve_mentions(data)
         if markup is not None and "inline_keyboard" in markup:
             data["reply_markup"] = markup
         stored = StoredMessage(data=data, from_bot=sender.id == self.bot.id, markup=markup)
@@ -219,6 +229,16 @@ class World:
             self._remember_keyboard(state, markup)
         self.activity.notify()
         return stored
+
+    def resolve_mentions(self, data: JSON) -> None:
+        """Turn `tg://user?id=N` links into `text_mention` entities carrying the full User."""
+        for key in ("entities", "caption_entities"):
+            for item in data.get(key) or []:
+                user_id = _mentioned_id(item)
+                if user_id is not None and user_id in self.users:
+                    item.pop("url", None)
+                    item["type"] = "text_mention"
+                    item["user"] = self.users[user_id].to_json()
 
     @staticmethod
     def _remember_keyboard(state: ChatState, markup: JSON | None) -> None:
