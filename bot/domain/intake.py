@@ -329,7 +329,10 @@ class IntakeService:
             resident.updated_at = utcnow()
 
     async def _draft(self, session: AsyncSession, pseudonym: str) -> Draft | None:
-        draft = (await session.exec(select(Draft).where(Draft.pseudonym == pseudonym))).first()
+        # FOR UPDATE: on PostgreSQL two submits of one draft queue on its row (SQLite's
+        # BEGIN IMMEDIATE already serialises writers and ignores this clause)
+        query = select(Draft).where(Draft.pseudonym == pseudonym).with_for_update()
+        draft = (await session.exec(query)).first()
         if draft is not None and draft.updated_at < utcnow() - DRAFT_TTL:
             await session.delete(draft)
             return None

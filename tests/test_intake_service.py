@@ -1,0 +1,197 @@
+"""The intake domain directly on real databases (SQLite and PostgreSQL): atomic commit,
+concurrency, retention, expiry. No Telegram here: the domain does not import it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text, update
+from sqlmodel import col, select
+
+from bot.domain.categories import Categories
+from bot.domain.communes import CommuneDirectory
+from bot.domain.intake import DRAFT_TTL, IntakeError, IntakeService, Step
+from bot.domain.photos import SanitisedPhoto
+from bot.domain.receipts import ALPHABET, new_code, normalise_code
+from bot.domain.retention import purge_reporter_links
+from bot.domain.routing import Router
+from bot.domain.sealing import ChatSealer, ReplyAddress, SealBroken
+from storage.db import Database
+from storage.models import Draft, OutboxMessage, Photo, Tip, TipEvent, TipReporter, utcnow
+
+SECRET = b"intake-service-test-secret-0123456789"
+
+
+@pytest.fixture(scope="module")
+def directory() -> CommuneDirectory:
+    return CommuneDirectory.load()
+
+
+@pytest.fixture
+def intake(database: Database, directory: CommuneDirectory) -> IntakeService:
+    return IntakeService(
+        database, directory, Categories.load(), ChatSealer(SECRET), Router(ops_chat_id=None)
+    )
+
+
+async def prepared(intake: IntakeService, who: str, text: str = "Sự việc cụ thể") -> None:
+    await intake.begin(who, "vi", commune_code=2998)
+    await intake.choose_category(who, "theft")
+    await intake.set_urgency(who, False)
+    await intake.add_text(who, text)
+    await intake.finish_attachments(who)
+
+
+async def test_submit_commits_tip_reporter_event_outbox_together(
+    intake: IntakeService, database: Database
+) -> None:
+    await prepared(intake, "p1")
+    result = await intake.submit("p1", ReplyAddress("tg", "42"), channel="telegram")
+    async with database.session() as session:
+        tip = await session.get(Tip, result.tip_id)
+        reporter = await session.get(TipReporter, result.tip_id)
+        outbox = (await session.exec(select(OutboxMessage))).all()
+        events = (await session.exec(select(TipEvent))).all()
+        drafts = (await session.exec(select(Draft))).all()
+    assert tip is not None and tip.code == result.code and tip.status == "new"
+    assert tip.queue_scope == "none"  # nothing linked, no ops chat: still committed, queued
+    assert reporter is not None and reporter.pseudonym == "p1" and "42" not in reporter.sealed_chat
+    assert ChatSealer(SECRET).open(reporter.sealed_chat) == ReplyAddress("tg", "42")
+    assert [(o.kind, o.tip_id, o.status) for o in outbox] == [("tip_card", tip.id, "pending")]
+    assert [e.event for e in events] == ["received"]
+    assert drafts == []
+
+
+async def test_photos_move_from_draft_to_tip(intake: IntakeService, database: Database) -> None:
+    await intake.begin("p2", "vi", commune_code=2998)
+    await intake.choose_category("p2", "drugs")
+    await intake.set_urgency("p2", True)
+    await intake.add_text("p2", "Có ảnh")
+    photo = SanitisedPhoto(b"\xff\xd8jpeg", 10, 10, "JPEG")
+    assert await intake.add_photo("p2", photo, order=7) == 1
+    assert await intake.add_photo("p2", photo, order=5) == 2
+    await intake.finish_attachments("p2")
+    result = await intake.submit("p2", ReplyAddress("tg", "43"), channel="telegram")
+    async with database.session() as session:
+        photos = (await session.exec(select(Photo).order_by(col(Photo.position)))).all()
+        tip = await session.get(Tip, result.tip_id)
+    assert [(p.tip_id, p.draft_id, p.position) for p in photos] == [
+        (result.tip_id, None, 5), (result.tip_id, None, 7)
+    ]
+    assert tip is not None and tip.photo_count == 2 and tip.urgent
+
+
+async def test_wrong_step_and_limits_change_nothing(intake: IntakeService) -> None:
+    with pytest.raises(IntakeError) as caught:
+        await intake.add_text("nobody", "x")
+    assert caught.value.reason == "no_draft"
+    await intake.begin("p3", "vi", commune_code=2998)
+    with pytest.raises(IntakeError) as caught:
+        await intake.add_text("p3", "too early")
+    assert caught.value.reason == "wrong_step"
+    await intake.choose_category("p3", "theft")
+    await intake.set_urgency("p3", False)
+    with pytest.raises(IntakeError) as caught:
+        await intake.add_text("p3", "x" * 4001)
+    assert (caught.value.reason, caught.value.details) == (
+        "text_too_long", {"limit": 4000, "length": 4001}
+    )
+    view = await intake.current("p3")
+    assert view is not None and view.step == Step.DESCRIPTION and view.description is None
+
+
+async def test_concurrent_submits_of_one_draft_commit_once(
+    intake: IntakeService, database: Database
+) -> None:
+    await prepared(intake, "p4")
+    results = await asyncio.gather(
+        *(intake.submit("p4", ReplyAddress("tg", "44"), channel="telegram") for _ in range(5)),
+        return_exceptions=True,
+    )
+    ok = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, IntakeError)]
+    assert len(ok) == 1 and len(refused) == 4
+    assert {r.reason for r in refused} == {"no_draft"}
+    async with database.session() as session:
+        assert len((await session.exec(select(Tip))).all()) == 1
+
+
+async def test_many_residents_submitting_at_once_all_commit(
+    intake: IntakeService, database: Database
+) -> None:
+    people = [f"r{i}" for i in range(25)]
+    await asyncio.gather(*(prepared(intake, p, f"tin {p}") for p in people))
+    results = await asyncio.gather(
+        *(intake.submit(p, ReplyAddress("tg", p), channel="telegram") for p in people)
+    )
+    assert len({r.code for r in results}) == 25
+    async with database.session() as session:
+        assert len((await session.exec(select(OutboxMessage))).all()) == 25
+
+
+async def test_expired_drafts_are_purged(intake: IntakeService, database: Database) -> None:
+    await intake.begin("old", "vi", commune_code=2998)
+    await intake.begin("fresh", "vi", commune_code=2998)
+    async with database.transaction() as session:
+        await session.exec(
+            update(Draft).where(col(Draft.pseudonym) == "old")  # type: ignore[call-overload]
+            .values(updated_at=utcnow() - DRAFT_TTL - timedelta(minutes=1))
+        )
+    assert await intake.purge_expired_drafts() == 1
+    assert await intake.current("old") is None
+    assert await intake.current("fresh") is not None
+
+
+async def test_reporter_links_are_purged_after_retention(
+    intake: IntakeService, database: Database
+) -> None:
+    await prepared(intake, "p5")
+    result = await intake.submit("p5", ReplyAddress("tg", "45"), channel="telegram")
+    assert await purge_reporter_links(database) == 0  # open tips keep their link
+    async with database.transaction() as session:
+        await session.exec(
+            update(TipReporter).where(col(TipReporter.tip_id) == result.tip_id)  # type: ignore[call-overload]
+            .values(purge_after=utcnow() - timedelta(seconds=1))
+        )
+    assert await purge_reporter_links(database) == 1
+    async with database.session() as session:
+        assert await session.get(TipReporter, result.tip_id) is None
+        assert await session.get(Tip, result.tip_id) is not None  # the tip itself stays
+
+
+async def test_audit_rows_cannot_be_changed_or_deleted(
+    intake: IntakeService, database: Database
+) -> None:
+    await prepared(intake, "p6")
+    await intake.submit("p6", ReplyAddress("tg", "46"), channel="telegram")
+    for statement in ("UPDATE tip_events SET event = 'forged'", "DELETE FROM tip_events"):
+        with pytest.raises(Exception, match="append-only"):
+            async with database.transaction() as session:
+                await session.exec(text(statement))  # type: ignore[call-overload]
+    async with database.session() as session:
+        assert [e.event for e in (await session.exec(select(TipEvent))).all()] == ["received"]
+
+
+def test_receipt_codes() -> None:
+    codes = {new_code() for _ in range(2000)}
+    assert len(codes) == 2000
+    for code in list(codes)[:50]:
+        assert len(code) == 9 and code[4] == "-"
+        assert all(ch in ALPHABET for ch in code.replace("-", ""))
+    assert len(ALPHABET) ** 8 >= 2**40
+    assert normalise_code("7k3q 9mxd") == "7K3Q-9MXD"
+    assert normalise_code("OIL0-UUUU") == "0110-VVVV"
+    assert normalise_code("7K3Q-9MX") is None
+    assert normalise_code("7K3Q-9MX!") is None
+
+
+def test_sealed_address_needs_the_key(tmp_path: Path) -> None:
+    sealed = ChatSealer(SECRET).seal(ReplyAddress("tg", "7200000001"))
+    assert "7200000001" not in sealed
+    with pytest.raises(SealBroken):
+        ChatSealer(b"another-secret-key-0123456789-abcdef").open(sealed)
+    with pytest.raises(SealBroken):
+        ChatSealer(SECRET).open(sealed[:-4] + "AAAA")
