@@ -281,6 +281,8 @@ async def test_webhook_posts_with_secret_and_retries(
     try:
         with pytest.raises(BadRequest):
             await bot.set_webhook(f"http://127.0.0.1:{port}/hook", secret_token="bad secret!")
+        with pytest.raises(BadRequest, match="only to loopback addresses"):
+            await bot.set_webhook("https://bot.example.org/hook")
         await bot.set_webhook(f"http://127.0.0.1:{port}/hook", secret_token="s3cr-et_X")
         with pytest.raises(Conflict, match="webhook is active"):
             await bot.get_updates(timeout=0)

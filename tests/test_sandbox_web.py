@@ -68,6 +68,10 @@ async def test_people_act_through_the_control_api(
     assert blocked["blocked"] is True and user["id"] in sandbox.world.blocked
     async with http.post("/sandbox/api/messages/text", json={"user_id": 1, "text": "x"}) as resp:
         assert resp.status == 400 and "no sandbox user" in (await resp.json())["error"]
+    async with http.post("/sandbox/api/messages/text", json={"text": "x"}) as resp:
+        assert resp.status == 400 and (await resp.json())["error"] == "missing field user_id"
+    async with http.get("/sandbox/api/files/nope") as resp:
+        assert resp.status == 404
 
 
 async def test_media_uploads_and_file_route(

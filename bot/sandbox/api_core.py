@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import bad_request
 from .params import Params
@@ -12,6 +14,17 @@ from .updates import Webhook
 from .world import World
 
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+def _loopback(url: str) -> bool:
+    """True for localhost and 127.0.0.0/8 or ::1 addresses: where a sandbox may POST."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @method("getMe")
@@ -51,6 +64,8 @@ async def set_webhook(world: World, p: Params) -> Any:
         return True
     if not url.lower().startswith(("http://", "https://")):
         raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+    if not world.hub.allow_remote_webhooks and not _loopback(url):
+        raise bad_request("bad webhook: the sandbox delivers only to loopback addresses")
     secret = p.text("secret_token")
     if secret is not None and not _SECRET.fullmatch(secret):
         raise bad_request("secret token contains unallowed characters")

@@ -2,7 +2,28 @@
 
 The page and any other client act as people: create accounts and groups, write, send photos
 or files, share locations, press buttons, block the bot, and read transcripts. Errors are
-answered as `{"error": "..."}` with status 400 (bad input) or 404 (unknown id).
+answered as `{"error": "..."}` with status 400 (bad input, unknown ids) or 404 (no such
+file).
+
+    GET    /sandbox/api/state                         users, chats, change counter
+    POST   /sandbox/api/users                         {first_name, last_name?, username?, ...}
+    POST   /sandbox/api/users/{user_id}/block         {blocked: true|false}
+    POST   /sandbox/api/groups                        {title, members?, admins?, supergroup?}
+    POST   /sandbox/api/groups/{chat_id}/members      {user_id, admin?}
+    DELETE /sandbox/api/groups/{chat_id}/members/{user_id}
+    POST   /sandbox/api/groups/{chat_id}/kick_bot
+    POST   /sandbox/api/groups/{chat_id}/migrate      -> {chat_id: new id}
+    POST   /sandbox/api/messages/text                 {user_id, text, chat_id?,
+                                                       reply_to_message_id?}
+    POST   /sandbox/api/messages/photo|document       multipart: user_id, file, caption?, chat_id?,
+                                                      as_file? (photo route), reply_to_message_id?
+    POST   /sandbox/api/messages/location             {user_id, latitude, longitude, chat_id?}
+    POST   /sandbox/api/buttons                       {user_id, chat_id, message_id, callback_data}
+    GET    /sandbox/api/callbacks/{query_id}          the bot's answer, if any
+    GET    /sandbox/api/chats/{chat_id}/transcript    ?since=<version>&wait=<s> long-polls
+    GET    /sandbox/api/files/{file_id}               raw bytes
+    GET    /sandbox/api/calls?method=...              Bot API call log
+    GET    /sandbox/api/updates                       every update emitted
 """
 
 from __future__ import annotations
@@ -36,7 +57,7 @@ def _guarded(view: View) -> View:
         try:
             return await view(request)
         except KeyError as exc:
-            return _json({"error": str(exc.args[0] if exc.args else exc)}, 404)
+            return _json({"error": f"missing field {exc.args[0] if exc.args else exc}"}, 400)
         except (ValueError, TypeError) as exc:
             return _json({"error": str(exc)}, 400)
 
@@ -195,7 +216,7 @@ class ControlApi:
     async def file(self, request: web.Request) -> web.StreamResponse:
         stored = self.world.files.get(request.match_info["file_id"])
         if stored is None:
-            raise KeyError("no such file")
+            return _json({"error": "no such file"}, 404)
         headers = {"Cache-Control": "max-age=3600"}
         if stored.file_name:
             headers["Content-Disposition"] = f'inline; filename="{stored.file_name}"'

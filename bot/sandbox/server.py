@@ -37,7 +37,7 @@ from .world import World
 _LOG = logging.getLogger(__name__)
 MAX_BODY = 60 * 1024 * 1024
 MAX_LOGGED_CALLS = 20_000
-_dumps = partial(json.dumps, ensure_ascii=False)
+_dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
 
 
 class BotApiSandbox:

@@ -38,5 +38,5 @@ class Signal:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            await self.wait(min(remaining, 0.25))
+            await self.wait(min(remaining, 0.05))
         return True

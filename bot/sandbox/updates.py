@@ -58,6 +58,7 @@ class UpdateHub:
         self.changed = Signal()
         self.webhook: Webhook | None = None
         self.emitted: list[JSON] = []
+        self.allow_remote_webhooks = False
         self.retry_delay = 0.05
         self.max_retry_delay = 1.0
 
