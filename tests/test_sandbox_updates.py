@@ -258,6 +258,9 @@ async def test_group_privacy_mode(sandbox: BotApiSandbox, bot: Bot) -> None:
     seen = [u["message"]["text"] for u in sandbox.updates[start:]]
     assert seen == ["/link@tipline_sandbox_bot 2998", "đã xử lý"]
     assert len(sandbox.transcript(group.id)) == 6  # the bot-joined message and all five
+    sandbox.privacy_mode = False
+    await sandbox.send_text(officer.id, "bot thấy hết", chat_id=group.id)
+    assert sandbox.updates[-1]["message"]["text"] == "bot thấy hết"
 
 
 async def test_webhook_posts_with_secret_and_retries(

@@ -390,6 +390,15 @@ class BotApiSandbox:
         return copy.deepcopy(calls)
 
     @property
+    def privacy_mode(self) -> bool:
+        """Group privacy mode (default on, as for new Telegram bots)."""
+        return self.world.privacy_mode
+
+    @privacy_mode.setter
+    def privacy_mode(self, enabled: bool) -> None:
+        self.world.privacy_mode = enabled
+
+    @property
     def updates(self) -> list[dict[str, Any]]:
         """Every update emitted so far (confirmed or not), oldest first."""
         return copy.deepcopy(self.world.hub.emitted)
