@@ -9,26 +9,31 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import cast
 
+from telegram import Bot
 from telegram.ext import ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
 from bot.context import BotData, Services, TiplineApplication, TiplineContext
-from bot.domain.areas import load_locator
+from bot.domain.areas import boundaries_version, load_locator
 from bot.domain.cards import CardRenderer
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
 from bot.domain.identity import Pseudonymizer
 from bot.domain.intake import IntakeService
 from bot.domain.linking import GroupLinking
+from bot.domain.notices import ReporterNotices
 from bot.domain.outbox import OutboxWorker
 from bot.domain.residents import ResidentPreferences
 from bot.domain.routing import Router
 from bot.domain.sealing import ChatSealer
 from bot.domain.tips import TipQueries
+from bot.domain.triage import TriageService
 from bot.i18n import Translator
 from bot.logs import quiet_identity_bearing_loggers
+from bot.membership import TelegramMembership
 from bot.ratelimit import TiplineRateLimiter
 from bot.settings import Settings
 from bot.telegram_transport import TelegramTransport
@@ -57,37 +62,50 @@ class BotEndpoint:
         return f"{self.api_url}/file/bot"
 
 
-async def build_services(settings: Settings, secret_key: bytes) -> Services:
+async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Services:
     """Open the database (migrated to head), load reference data, build the services."""
     db = Database(settings.database_url)
     try:
         await migrate.upgrade(db)
         directory = await asyncio.to_thread(CommuneDirectory.load)
         locator = await load_locator(db)
+        version = await boundaries_version(db)
     except BaseException:
         await db.close()
         raise
     categories = Categories.load()
     router = Router(settings.ops_chat_id)
     renderer = CardRenderer(directory, categories, settings.zone)
+    translator = Translator.load()
+    sealer = ChatSealer(secret_key)
     return Services(
         settings=settings,
         db=db,
         directory=directory,
-        translator=Translator.load(),
+        translator=translator,
         pseudonyms=Pseudonymizer(secret_key),
         linking=GroupLinking(db, directory),
         residents=ResidentPreferences(db),
         categories=categories,
         locator=locator,
-        intake=IntakeService(db, directory, categories, ChatSealer(secret_key), router),
+        intake=IntakeService(db, directory, categories, sealer, router),
         tips=TipQueries(db),
-        outbox=OutboxWorker(db, renderer, router),
+        outbox=OutboxWorker(
+            db, renderer, router, ReporterNotices(translator, sealer, directory)
+        ),
+        renderer=renderer,
+        boundaries_version=version,
+        triage=TriageService(
+            db, directory,
+            TelegramMembership(bot, ttl_seconds=settings.membership_cache_seconds),
+            admin_ids=frozenset(settings.admin_ids),
+            retention=timedelta(days=settings.retention_days),
+        ),
     )
 
 
-def build_application(services: Services, endpoint: BotEndpoint) -> TiplineApplication:
-    """The PTB application wired to our handlers, talking to ``endpoint``."""
+def build_application(settings: Settings, endpoint: BotEndpoint) -> TiplineApplication:
+    """The PTB application talking to ``endpoint`` (handlers come with the services)."""
     context_types = ContextTypes(context=TiplineContext, bot_data=BotData)
     application = cast(TiplineApplication, (
         ApplicationBuilder()
@@ -95,19 +113,22 @@ def build_application(services: Services, endpoint: BotEndpoint) -> TiplineAppli
         .base_url(endpoint.base_url)
         .base_file_url(endpoint.base_file_url)
         .context_types(context_types)
-        .defaults(Defaults(tzinfo=services.settings.zone))
+        .defaults(Defaults(tzinfo=settings.zone))
         # 30/s overall, 20/min per group, a burst then ~1/s per private chat (Bot FAQ)
         .rate_limiter(TiplineRateLimiter(
-            private_burst=services.settings.telegram_private_burst,
-            private_window_seconds=services.settings.telegram_private_window_seconds,
+            private_burst=settings.telegram_private_burst,
+            private_window_seconds=settings.telegram_private_window_seconds,
         ))
         .concurrent_updates(True)
         .build()
     ))
+    return application
+
+
+def attach_services(application: TiplineApplication, services: Services) -> None:
     application.bot_data.services = services
     handlers.register(application)
     schedule_housekeeping(application)
-    return application
 
 
 class TiplineRuntime:
@@ -124,9 +145,10 @@ class TiplineRuntime:
 
     async def start(self) -> None:
         quiet_identity_bearing_loggers()
-        self.services = await build_services(self.settings, self._secret_key)
-        application = build_application(self.services, self.endpoint)
+        application = build_application(self.settings, self.endpoint)
         self.application = application
+        self.services = await build_services(self.settings, self._secret_key, application.bot)
+        attach_services(application, self.services)
         await application.initialize()
         await handlers.set_command_menus(application, self.services.translator)
         await application.start()

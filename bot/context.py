@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from telegram.ext import Application, CallbackContext, ExtBot, JobQueue
 
+from bot.domain.cards import CardRenderer
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
 from bot.domain.geo import CommuneLocator
@@ -16,6 +18,7 @@ from bot.domain.linking import GroupLinking
 from bot.domain.outbox import OutboxWorker
 from bot.domain.residents import ResidentPreferences
 from bot.domain.tips import TipQueries
+from bot.domain.triage import TriageService
 from bot.i18n import Gettext, Translator
 from bot.settings import Settings
 from storage.db import Database
@@ -39,6 +42,9 @@ class Services:
     intake: IntakeService
     tips: TipQueries
     outbox: OutboxWorker
+    renderer: CardRenderer
+    triage: TriageService
+    boundaries_version: tuple[int, datetime | None] = (0, None)
 
 
 class BotData:

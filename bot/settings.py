@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=0, le=65535)
 
+    membership_cache_seconds: float = Field(
+        default=60.0, ge=0, description="How long a group-membership answer is trusted."
+    )
     telegram_private_burst: int = Field(
         default=4, ge=1, description="Messages the bot may send to one person in a burst..."
     )

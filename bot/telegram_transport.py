@@ -7,7 +7,13 @@ import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from telegram import Bot, InputMediaPhoto, ReplyParameters
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    ReplyParameters,
+)
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -18,7 +24,9 @@ from telegram.error import (
     TimedOut,
 )
 
-from bot.domain.outbox import ChatGone, ChatMoved, RetryLater
+from bot.context import TELEGRAM
+from bot.domain.outbox import Buttons, ChatGone, ChatMoved, RetryLater
+from bot.domain.sealing import ReplyAddress
 
 T = TypeVar("T")
 GONE_DESCRIPTIONS = ("chat not found", "bot was kicked", "not enough rights", "have no rights")
@@ -28,11 +36,35 @@ class TelegramTransport:
     def __init__(self, bot: Bot) -> None:
         self._bot = bot
 
-    async def send_html(self, chat_id: int, text: str, *, reply_to: int | None = None) -> int:
+    async def send_html(
+        self, chat_id: int, text: str, *, reply_to: int | None = None,
+        buttons: Buttons | None = None,
+    ) -> int:
         message = await _mapped(lambda: self._bot.send_message(
             chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=_reply(reply_to),
-            link_preview_options=None,
+            reply_markup=keyboard(buttons),
         ))
+        return message.message_id
+
+    async def edit_html(
+        self, chat_id: int, message_id: int, text: str, *, buttons: Buttons | None = None
+    ) -> None:
+        try:
+            await _mapped(lambda: self._bot.edit_message_text(
+                text, chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML,
+                reply_markup=keyboard(buttons),
+            ))
+        except BadRequest as error:
+            if "message is not modified" in error.message.lower():
+                return  # already shows this: done
+            if "message to edit not found" in error.message.lower():
+                return  # deleted by someone in the group: nothing left to edit
+            raise
+
+    async def send_to_reporter(self, address: ReplyAddress, text: str) -> int:
+        if address.platform != TELEGRAM:
+            raise ChatGone(f"no transport for platform {address.platform!r}")
+        message = await _mapped(lambda: self._bot.send_message(int(address.chat_id), text))
         return message.message_id
 
     async def send_photos(
@@ -64,6 +96,15 @@ class TelegramTransport:
             chat_id, latitude=latitude, longitude=longitude, reply_parameters=_reply(reply_to)
         ))
         return message.message_id
+
+
+def keyboard(buttons: Buttons | None) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(label, callback_data=data) for label, data in row]
+         for row in buttons]
+    )
 
 
 def _reply(message_id: int | None) -> ReplyParameters | None:

@@ -7,7 +7,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, f
 
 from bot.context import TiplineApplication
 from bot.i18n import N_, SUPPORTED_LANGUAGES, Translator
-from handlers import admin, errors, follow, intake, resident
+from handlers import admin, answers, errors, follow, intake, police, resident
 from handlers.keyboards import LANGUAGE_CALLBACK_PREFIX
 
 RESIDENT_COMMANDS = [
@@ -19,8 +19,12 @@ RESIDENT_COMMANDS = [
     ("help", N_("What you can do here")),
     ("language", N_("Choose the language")),
     ("subscribe", N_("Receive security announcements")),
+    ("answer", N_("Answer a police question")),
 ]
 GROUP_COMMANDS = [
+    ("queue", N_("Open tips of this group")),
+    ("tip", N_("Show a tip's card and history")),
+    ("help", N_("Officers' help")),
     ("where", N_("What this group is linked to")),
     ("find", N_("Find a commune code")),
     ("link", N_("Link this group (admins)")),
@@ -46,6 +50,7 @@ def register(application: TiplineApplication) -> None:
     application.add_handler(
         CommandHandler("unsubscribe", follow.unsubscribe_command, filters=private)
     )
+    application.add_handler(CommandHandler("answer", answers.answer_command, filters=private))
     application.add_handler(
         CallbackQueryHandler(resident.language_chosen, pattern=f"^{LANGUAGE_CALLBACK_PREFIX}")
     )
@@ -65,12 +70,25 @@ def register(application: TiplineApplication) -> None:
         )
     )
 
+    # police triage in groups: card buttons, commands, replies to cards and prompts
+    application.add_handler(CallbackQueryHandler(police.on_button, pattern=r"^t:"))
+    application.add_handler(CommandHandler("queue", police.queue_command, filters=groups))
+    application.add_handler(CommandHandler("tip", police.tip_command, filters=groups))
+    application.add_handler(CommandHandler("help", police.group_help, filters=groups))
+    application.add_handler(MessageHandler(
+        groups & filters.REPLY & (filters.TEXT | filters.CAPTION) & ~filters.COMMAND,
+        police.on_group_reply,
+    ))
+
     # police groups and admins; /link and /unlink explain themselves in private chats too
     application.add_handler(CommandHandler("link", admin.link))
     application.add_handler(CommandHandler("unlink", admin.unlink))
     application.add_handler(CommandHandler("where", admin.where, filters=groups))
     application.add_handler(CommandHandler("find", admin.find))
     application.add_handler(CommandHandler("ban", admin.ban))
+
+    # any other button (forged or from an old version): answered, nothing changes
+    application.add_handler(CallbackQueryHandler(resident.unknown_button))
 
     # service messages, in their own group so a command handler never shadows them
     application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, admin.group_migrated), 1)

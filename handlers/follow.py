@@ -13,7 +13,7 @@ from bot.domain.cards import format_time
 from bot.domain.receipts import normalise_code
 from bot.domain.tips import LookupThrottled, TipStatus
 from bot.i18n import Gettext
-from handlers import intake
+from handlers import answers, intake
 from handlers.common import pseudonym_of, resident_texts
 from handlers.keyboards import (
     MENU_LANGUAGE,
@@ -136,6 +136,10 @@ async def on_private_text(update: Update, context: TiplineContext) -> None:
     """Any text in a private chat: the draft's answer, a receipt code, or a hint."""
     message = update.effective_message
     assert message is not None and message.text is not None
+    target = await answers.question_replied_to(update, context)
+    if target is not None:
+        await answers.relay_text(update, context, target, message.text)
+        return
     if await intake.on_text(update, context):
         return
     _ = await resident_texts(update, context)

@@ -23,6 +23,7 @@ from bot.domain.intake import DraftView, IntakeError, Step
 from bot.domain.photos import MAX_INPUT_BYTES, PhotoRejected, sanitise_photo
 from bot.domain.sealing import ReplyAddress
 from bot.i18n import Gettext
+from handlers import answers
 from handlers.common import pseudonym_of, resident_language, resident_texts
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,10 @@ async def on_photo(update: Update, context: TiplineContext) -> None:
     message = update.effective_message
     assert message is not None and message.photo
     largest = max(message.photo, key=lambda size: size.width * size.height)
+    target = await answers.question_replied_to(update, context)
+    if target is not None:
+        await answers.relay_picture(update, context, target, largest.file_id, largest.file_size)
+        return
     await _attach_picture(update, context, largest.file_id, largest.file_size)
 
 
@@ -117,6 +122,10 @@ async def on_document(update: Update, context: TiplineContext) -> None:
         await message.reply_text(
             _("Only pictures can be attached (JPEG, PNG, WebP or HEIC). This file was not added.")
         )
+        return
+    target = await answers.question_replied_to(update, context)
+    if target is not None:
+        await answers.relay_picture(update, context, target, document.file_id, document.file_size)
         return
     await _attach_picture(update, context, document.file_id, document.file_size)
 

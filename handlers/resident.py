@@ -95,3 +95,11 @@ async def language_chosen(update: Update, context: TiplineContext) -> None:
     await context.services.residents.set_language(pseudonym_of(context, query.from_user), code)
     _ = context.texts(code)
     await query.edit_message_text(_("Language set to English."), parse_mode=ParseMode.HTML)
+
+
+async def unknown_button(update: Update, context: TiplineContext) -> None:
+    """Button data no handler knows (forged, or from an older version): a polite alert."""
+    query = update.callback_query
+    assert query is not None
+    _ = await resident_texts(update, context)
+    await query.answer(_("This button is no longer valid."), show_alert=True)

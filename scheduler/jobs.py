@@ -10,7 +10,7 @@ import logging
 from datetime import timedelta
 
 from bot.context import TiplineApplication, TiplineContext
-from bot.domain.areas import load_locator
+from bot.domain.areas import boundaries_version, load_locator
 from bot.domain.retention import purge_handled_updates, purge_reporter_links
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,14 @@ async def purge_identities(context: TiplineContext) -> None:
 
 
 async def reload_boundaries(context: TiplineContext) -> None:
-    """Pick up boundaries imported with `python -m bot geo import` without a restart."""
-    context.services.locator = await load_locator(context.services.db)
+    """Pick up boundaries imported with `python -m bot geo import` without a restart
+    (only when the table changed: a reload rebuilds the whole index)."""
+    services = context.services
+    version = await boundaries_version(services.db)
+    if version != services.boundaries_version:
+        services.locator = await load_locator(services.db)
+        services.boundaries_version = version
+        log.info("commune boundaries reloaded", extra={"count": version[0]})
 
 
 def schedule_housekeeping(application: TiplineApplication) -> None:

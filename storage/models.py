@@ -127,6 +127,13 @@ class Tip(SQLModel, table=True):
     settle_due_at: datetime = Field(sa_type=UTCDateTime)
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # triage (police side: officers are identified, accountability)
+    owner_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    owner_name: str | None = Field(default=None, max_length=128)
+    acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    outcome: str | None = Field(default=None, max_length=32)
+    transfers: int = 0
 
 
 class Photo(SQLModel, table=True):
@@ -216,6 +223,24 @@ class Ban(SQLModel, table=True):
     banned_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     banned_by: int = Field(sa_type=sa.BigInteger)
     tip_code: str = Field(max_length=16)
+
+
+class RelayMessage(SQLModel, table=True):
+    """A message relayed for a tip, so a reply to it can be tied back to the tip: a police
+    question in the reporter's chat (keyed by pseudonym, never by chat id), or an officer's
+    force-reply prompt in a group."""
+
+    __tablename__ = "relay_messages"
+    __table_args__ = (sa.UniqueConstraint("side", "key", "message_id", name="uq_relay_message"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tip_id: int = Field(foreign_key="tips.id", index=True)
+    side: str = Field(max_length=16)  # "reporter" | "group"
+    key: str = Field(max_length=64)  # reporter: pseudonym; group: chat id
+    message_id: int = Field(sa_type=sa.BigInteger)
+    purpose: str = Field(max_length=16)  # question | ask_prompt | dup_prompt | move_prompt
+    officer_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class CommuneAreaRow(SQLModel, table=True):

@@ -145,12 +145,14 @@ async def test_command_menus_are_set_per_language_and_audience(world: World) -> 
     en = world.sandbox.commands(scope_type="all_private_chats", language_code="en")
     groups = world.sandbox.commands(scope_type="all_group_chats")
     assert [c["command"] for c in vi] == [
-        "new", "status", "mytips", "cancel", "start", "help", "language", "subscribe"
+        "new", "status", "mytips", "cancel", "start", "help", "language", "subscribe", "answer"
     ]
     assert [c["command"] for c in en] == [c["command"] for c in vi]
     assert vi[5]["description"] == "Những việc bạn có thể làm"
     assert en[5]["description"] == "What you can do here"
-    assert [c["command"] for c in groups] == ["where", "find", "link", "unlink", "ban"]
+    assert [c["command"] for c in groups] == [
+        "queue", "tip", "help", "where", "find", "link", "unlink", "ban"
+    ]
 
 
 async def test_a_failing_handler_gets_a_polite_sentence_and_a_log(

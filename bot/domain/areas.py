@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete
+import asyncio
+from datetime import datetime
+
+from sqlalchemy import delete, func
 from sqlmodel import select
 
 from bot.domain.communes import CommuneDirectory
@@ -11,11 +14,21 @@ from storage.db import Database
 from storage.models import CommuneAreaRow, utcnow
 
 
+async def boundaries_version(db: Database) -> tuple[int, datetime | None]:
+    """Changes whenever boundaries are imported (row count, latest import time)."""
+    async with db.session() as session:
+        count, latest = (await session.exec(
+            select(func.count(), func.max(CommuneAreaRow.imported_at))
+        )).one()
+    return int(count), latest
+
+
 async def load_locator(db: Database) -> CommuneLocator:
     async with db.session() as session:
-        rows = (await session.exec(select(CommuneAreaRow))).all()
-    return CommuneLocator(
-        CommuneArea.from_geometry_json(row.commune_code, row.geometry) for row in rows
+        rows = [(r.commune_code, r.geometry) for r in (await session.exec(select(CommuneAreaRow)))]
+    # parsing thousands of polygons is CPU work: keep it off the event loop
+    return await asyncio.to_thread(
+        lambda: CommuneLocator(CommuneArea.from_geometry_json(code, text) for code, text in rows)
     )
 
 

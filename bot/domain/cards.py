@@ -13,10 +13,33 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
+from bot.domain.status import allowed_actions
 from storage.models import Tip
 
 TEXT_LIMIT = 4096  # Telegram sendMessage limit (characters after entity parsing)
 CAPTION_LIMIT = 1024
+OUTCOME_LABELS = {
+    "agency": "Chuyển cơ quan điều tra",
+    "admin": "Xử lý hành chính",
+    "unfounded": "Không có căn cứ",
+    "duplicate": "Trùng tin báo khác",
+}
+INVALID_LABELS = {
+    "spam": "Tin rác, quấy rối",
+    "no_facts": "Không có sự việc cụ thể",
+    "not_ours": "Không thuộc thẩm quyền",
+    "other": "Lý do khác",
+}
+TRANSFER_LABELS = {
+    "province": "⬆️ Lên công an tỉnh",
+    "pick": "🏘 Chuyển xã/phường khác",
+}
+BUTTON_ROWS = (
+    (("ack", "✅ Tiếp nhận"),),
+    (("verify", "🔍 Đang xác minh"), ("done", "☑️ Xử lý xong")),
+    (("ask", "❓ Hỏi thêm"),),
+    (("transfer", "↪️ Chuyển"), ("invalid", "🚫 Không hợp lệ")),
+)
 STATUS_LABELS = {
     "new": "Mới – chờ tiếp nhận",
     "acknowledged": "Đã tiếp nhận",
@@ -64,9 +87,17 @@ class CardRenderer:
             f"🏷 Loại: {html.escape(category.label('vi') if category else tip.category)}",
             f"👤 {reporter_alias(tip.id)}",
             f"🕒 Nhận lúc: {format_time(tip.created_at, self.zone)} (giờ Việt Nam)",
-            f"⏳ Hạn tiếp nhận: {format_time(tip.ack_due_at, self.zone)}",
-            f"📌 Trạng thái: {STATUS_LABELS.get(tip.status, tip.status)}",
+            f"📌 Trạng thái: {self._status_line(tip)}",
         ]
+        if tip.owner_name and tip.acknowledged_at:
+            lines.append(f"👮 Phụ trách: {html.escape(tip.owner_name)} (tiếp nhận "
+                         f"{format_time(tip.acknowledged_at, self.zone)})")
+        if tip.closed_at is not None:
+            lines.append(f"🏁 Đóng lúc: {format_time(tip.closed_at, self.zone)}")
+        elif tip.status == "new":
+            lines.append(f"⏳ Hạn tiếp nhận: {format_time(tip.ack_due_at, self.zone)}")
+        else:
+            lines.append(f"⏳ Hạn giải quyết: {format_time(tip.settle_due_at, self.zone)}")
         extras = []
         if tip.photo_count:
             extras.append(f"{tip.photo_count} ảnh (gửi kèm bên dưới)")
@@ -76,6 +107,39 @@ class CardRenderer:
             lines.append("📎 " + ", ".join(extras))
         header = "\n".join(lines) + "\n\n<b>Nội dung:</b>\n"
         return split_html_body(header, html.escape(tip.description), f"(tiếp – {tip.code})\n")
+
+
+    def _status_line(self, tip: Tip) -> str:
+        label = STATUS_LABELS.get(tip.status, tip.status)
+        if tip.status == "processed" and tip.outcome:
+            return f"{label} – {OUTCOME_LABELS.get(tip.outcome, tip.outcome)}"
+        if tip.status == "invalid" and tip.outcome:
+            return f"{label} – {INVALID_LABELS.get(tip.outcome, tip.outcome)}"
+        return label
+
+    def buttons(self, tip: Tip) -> list[list[tuple[str, str]]]:
+        """The actions allowed in the tip's current status (none once closed)."""
+        allowed = {str(a) for a in allowed_actions(tip.status)}
+        rows = [[(label, f"t:{tip.id}:{action}") for action, label in row if action in allowed]
+                for row in BUTTON_ROWS]
+        return [row for row in rows if row]
+
+    def choice_buttons(self, tip: Tip, action: str) -> list[list[tuple[str, str]]]:
+        """Second step of "Xử lý xong", "Không hợp lệ" and "Chuyển"."""
+        options = {"done": OUTCOME_LABELS, "invalid": INVALID_LABELS,
+                   "transfer": TRANSFER_LABELS}[action]
+        rows = [[(label, f"t:{tip.id}:{action}:{key}")] for key, label in options.items()]
+        rows.append([("« Quay lại", f"t:{tip.id}:back")])
+        return rows
+
+    def retired(self, tip: Tip) -> str:
+        """What an old card says after the tip moved to another queue."""
+        commune = self.directory.commune(tip.commune_code)
+        where = commune.name if commune else str(tip.commune_code)
+        if tip.queue_scope == "province" or (tip.transfers and tip.queue_scope != "commune"):
+            where = "nhóm cấp tỉnh"
+        return (f"↪️ <b>Tin báo</b> <code>{tip.code}</code> đã được chuyển đến "
+                f"{html.escape(where)}. Thẻ này không còn dùng để xử lý.")
 
 
 def split_html_body(header: str, body: str, continuation: str) -> list[str]:

@@ -25,10 +25,21 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from bot.domain.cards import CardRenderer, photo_caption
+from bot.domain.notices import ReporterNotices
 from bot.domain.routing import Router
+from bot.domain.sealing import ReplyAddress, SealBroken
 from storage import repositories as repo
 from storage.db import Database
-from storage.models import OutboxMessage, Photo, Tip, TipCard, TipEvent, utcnow
+from storage.models import (
+    OutboxMessage,
+    Photo,
+    RelayMessage,
+    Tip,
+    TipCard,
+    TipEvent,
+    TipReporter,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +68,20 @@ class ChatMoved(DeliveryError):
         self.new_chat_id = new_chat_id
 
 
+Buttons = list[list[tuple[str, str]]]  # rows of (label, callback data)
+
+
 class Transport(Protocol):
-    async def send_html(self, chat_id: int, text: str, *, reply_to: int | None = None) -> int: ...
+    async def send_html(
+        self, chat_id: int, text: str, *, reply_to: int | None = None,
+        buttons: Buttons | None = None,
+    ) -> int: ...
+
+    async def edit_html(
+        self, chat_id: int, message_id: int, text: str, *, buttons: Buttons | None = None
+    ) -> None: ...
+
+    async def send_to_reporter(self, address: ReplyAddress, text: str) -> int: ...
 
     async def send_photos(
         self, chat_id: int, photos: Sequence[bytes], captions: Sequence[str],
@@ -82,6 +105,7 @@ class OutboxWorker:
         db: Database,
         renderer: CardRenderer,
         router: Router,
+        notices: ReporterNotices,
         *,
         poll_interval: float = 2.0,
         concurrency: int = 8,
@@ -91,6 +115,7 @@ class OutboxWorker:
         self._transport: Transport | None = None
         self._renderer = renderer
         self._router = router
+        self._notices = notices
         self._poll_interval = poll_interval
         self._concurrency = asyncio.Semaphore(concurrency)
         self._batch_size = batch_size
@@ -136,13 +161,33 @@ class OutboxWorker:
         """Process the rows due now; return how many were attempted."""
         async with self._db.session() as session:
             due = (await session.exec(
-                select(OutboxMessage.id).where(
+                select(OutboxMessage.id, OutboxMessage.tip_id).where(
                     col(OutboxMessage.status) == "pending",
                     col(OutboxMessage.next_attempt_at) <= utcnow(),
                 ).order_by(col(OutboxMessage.id)).limit(self._batch_size)
             )).all()
-        results = await asyncio.gather(*(self._process(row_id) for row_id in due if row_id))
+        by_tip: dict[int | None, list[int]] = {}
+        for row_id, tip_id in due:
+            if row_id is not None:
+                by_tip.setdefault(tip_id, []).append(row_id)
+        # one tip's messages in order (card before its refresh, "acknowledged" before
+        # "processed"); different tips side by side
+        results = await asyncio.gather(*(self._process_in_order(ids) for ids in by_tip.values()))
         return sum(results)
+
+    async def _process_in_order(self, row_ids: list[int]) -> int:
+        done = 0
+        for row_id in row_ids:
+            attempted = await self._process(row_id)
+            done += attempted
+            if attempted and not await self._was_sent(row_id):
+                break  # a later message of this tip waits for the earlier one
+        return done
+
+    async def _was_sent(self, row_id: int) -> bool:
+        async with self._db.session() as session:
+            row = await session.get(OutboxMessage, row_id)
+        return row is not None and row.status == "sent"
 
     async def _process(self, row_id: int) -> int:
         async with self._concurrency:
@@ -196,17 +241,26 @@ class OutboxWorker:
         row.payload = json.dumps(progress)
 
     async def _deliver(self, row: OutboxMessage) -> None:
-        if row.kind != "tip_card":
-            raise RuntimeError(f"unknown outbox kind {row.kind!r}")
         progress: dict[str, Any] = json.loads(row.payload or "{}")
-        while True:
-            try:
-                await self._deliver_tip_card(row, progress)
-                break
-            except ChatMoved as moved:
-                await self._follow_migration(row, progress, moved.new_chat_id)
-            except ChatGone:
-                await self._route_around(row, progress)
+        if row.kind == "tip_card":
+            while True:
+                try:
+                    await self._deliver_tip_card(row, progress)
+                    break
+                except ChatMoved as moved:
+                    await self._follow_migration(row, progress, moved.new_chat_id)
+                except ChatGone:
+                    await self._route_around(row, progress)
+        elif row.kind == "card_refresh":
+            await self._refresh_cards(row)
+        elif row.kind == "card_retire":
+            await self._retire_card(row, progress)
+        elif row.kind == "reporter_notice":
+            await self._notify_reporter(row, progress)
+        elif row.kind == "group_relay":
+            await self._relay_to_group(row, progress)
+        else:
+            raise RuntimeError(f"unknown outbox kind {row.kind!r}")
         async with self._db.transaction() as session:
             await session.exec(
                 update(OutboxMessage)
@@ -224,6 +278,7 @@ class OutboxWorker:
                 destination = await self._router.destination(
                     session, commune_code=tip.commune_code, province_code=tip.province_code,
                     skip_chat_ids=frozenset(progress.get("gone", [])),
+                    province_only=bool(progress.get("route", {}).get("province_only")),
                 )
                 if destination.chat_id is None:
                     log.error("tip has no destination: link a group", extra={"tip_id": tip.id})
@@ -235,8 +290,10 @@ class OutboxWorker:
         chat_id: int = progress["chat_id"]
         if "card" not in progress:
             ids = []
-            for part in self._renderer.render(tip, queue_scope=progress["scope"]):
-                ids.append(await self.transport.send_html(chat_id, part))
+            parts = self._renderer.render(tip, queue_scope=progress["scope"])
+            for index, part in enumerate(parts):
+                buttons = self._renderer.buttons(tip) if index == 0 else None
+                ids.append(await self.transport.send_html(chat_id, part, buttons=buttons))
             progress["card"] = ids
             await self._record_card(tip, chat_id, ids[0], progress)
         card_id = progress["card"][0]
@@ -299,3 +356,102 @@ class OutboxWorker:
                                  event="delivery_rerouted", details=json.dumps({"gone": gone})))
         log.warning("group unreachable, routing around it",
                     extra={"tip_id": row.tip_id, "chat_id": gone})
+
+    # --- after triage: cards edited in place, the reporter told, answers relayed ----------
+
+    async def _active_cards(self, tip_id: int) -> list[TipCard]:
+        async with self._db.session() as session:
+            return list((await session.exec(select(TipCard).where(
+                TipCard.tip_id == tip_id, col(TipCard.active).is_(True)
+            ))).all())
+
+    async def _refresh_cards(self, row: OutboxMessage) -> None:
+        """Edit every active card of the tip to its current state ("not modified" = done)."""
+        assert row.tip_id is not None
+        async with self._db.session() as session:
+            tip = await session.get(Tip, row.tip_id)
+        assert tip is not None
+        text = self._renderer.render(tip)[0]
+        for card in await self._active_cards(row.tip_id):
+            try:
+                await self.transport.edit_html(
+                    card.chat_id, card.message_id, text, buttons=self._renderer.buttons(tip)
+                )
+            except ChatGone:
+                log.warning("card's group is gone", extra={"tip_id": tip.id})
+
+    async def _retire_card(self, row: OutboxMessage, progress: dict[str, Any]) -> None:
+        """An old card after a transfer: marked transferred, buttons removed."""
+        assert row.tip_id is not None
+        async with self._db.session() as session:
+            tip = await session.get(Tip, row.tip_id)
+        assert tip is not None
+        try:
+            await self.transport.edit_html(
+                progress["chat_id"], progress["message_id"], self._renderer.retired(tip),
+                buttons=None,
+            )
+        except ChatGone:
+            log.warning("retired card's group is gone", extra={"tip_id": tip.id})
+
+    async def _notify_reporter(self, row: OutboxMessage, progress: dict[str, Any]) -> None:
+        assert row.tip_id is not None
+        async with self._db.session() as session:
+            tip = await session.get(Tip, row.tip_id)
+            reporter = await session.get(TipReporter, row.tip_id)
+            language = await self._notices.language_of(session, reporter)
+        assert tip is not None
+        text = self._notices.render(tip, progress, language)
+        if reporter is None:
+            await self._reporter_unreachable(tip, "purged")
+            return
+        try:
+            address = self._notices.open(reporter.sealed_chat)
+            message_id = await self.transport.send_to_reporter(address, text)
+        except (ChatGone, SealBroken):
+            await self._reporter_unreachable(tip, "gone")
+            return
+        async with self._db.transaction() as session:
+            if progress.get("notice") == "question":
+                session.add(RelayMessage(tip_id=row.tip_id, side="reporter",
+                                         key=reporter.pseudonym, message_id=message_id,
+                                         purpose="question"))
+            session.add(TipEvent(tip_id=row.tip_id, actor_kind="system", event="reporter_notified",
+                                 details=json.dumps({"notice": progress.get("notice")})))
+
+    async def _reporter_unreachable(self, tip: Tip, why: str) -> None:
+        assert tip.id is not None
+        async with self._db.transaction() as session:
+            session.add(TipEvent(tip_id=tip.id, actor_kind="system", event="reporter_unreachable",
+                                 details=json.dumps({"why": why})))
+        for card in await self._active_cards(tip.id):
+            await self.transport.send_html(
+                card.chat_id, self._notices.unreachable(tip), reply_to=card.message_id
+            )
+        log.info("reporter unreachable", extra={"tip_id": tip.id, "status": why})
+
+    async def _relay_to_group(self, row: OutboxMessage, progress: dict[str, Any]) -> None:
+        """The reporter's answer, as a reply to the card: text and sanitised photos only."""
+        assert row.tip_id is not None
+        async with self._db.session() as session:
+            tip = await session.get(Tip, row.tip_id)
+            photos = (await session.exec(
+                select(Photo).where(col(Photo.id).in_(progress.get("photo_ids", [])))
+                .order_by(col(Photo.position))
+            )).all()
+        assert tip is not None
+        for card in await self._active_cards(row.tip_id):
+            if not progress.get(f"text:{card.id}"):
+                await self.transport.send_html(
+                    card.chat_id, self._notices.answer_in_group(tip, progress.get("text")),
+                    reply_to=card.message_id,
+                )
+                progress[f"text:{card.id}"] = True
+                await self._save_progress(row, progress)
+            if photos and not progress.get(f"photos:{card.id}"):
+                captions = [photo_caption(tip.code, i + 1, len(photos)) for i in range(len(photos))]
+                await self.transport.send_photos(
+                    card.chat_id, [p.data for p in photos], captions, reply_to=card.message_id
+                )
+                progress[f"photos:{card.id}"] = True
+                await self._save_progress(row, progress)

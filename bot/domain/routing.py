@@ -26,12 +26,14 @@ class Router:
 
     async def destination(
         self, session: AsyncSession, *, commune_code: int, province_code: int,
-        skip_chat_ids: frozenset[int] = frozenset(),
+        skip_chat_ids: frozenset[int] = frozenset(), province_only: bool = False,
     ) -> Destination:
-        """The first reachable destination; ``skip_chat_ids`` are chats known to be gone."""
-        commune = await repo.link_by_target(session, scope="commune", code=commune_code)
-        if commune is not None and commune.chat_id not in skip_chat_ids:
-            return Destination("commune", commune.chat_id)
+        """The first reachable destination; ``skip_chat_ids`` are chats known to be gone;
+        ``province_only`` for tips escalated to the province."""
+        if not province_only:
+            commune = await repo.link_by_target(session, scope="commune", code=commune_code)
+            if commune is not None and commune.chat_id not in skip_chat_ids:
+                return Destination("commune", commune.chat_id)
         province = await repo.link_by_target(session, scope="province", code=province_code)
         if province is not None and province.chat_id not in skip_chat_ids:
             return Destination("province", province.chat_id)

@@ -1,0 +1,361 @@
+"""Police triage in the commune group: card buttons, force-reply prompts, notes, /queue, /tip.
+
+Callback data (never trusted, re-checked on the server): ``t:<tip id>:<action>[:<choice>]``.
+The atomic change happens first (milliseconds), the callback is answered with its result,
+then the slow work (card edits, messages to the reporter) goes through the outbox.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+
+from telegram import ForceReply, Message, ReplyParameters, Update, User
+from telegram.constants import ParseMode
+
+from bot.context import TiplineContext
+from bot.domain.cards import STATUS_LABELS, format_time, reporter_alias
+from bot.domain.status import OPEN_STATUSES, TRANSITIONS, Action
+from bot.domain.triage import Officer, TriageError
+from bot.i18n import Gettext
+from bot.telegram_transport import keyboard
+from handlers.common import police_texts
+from storage.models import Tip, TipEvent, utcnow
+
+log = logging.getLogger(__name__)
+
+CALLBACK = re.compile(r"^t:(\d{1,12}):([a-z]{2,10})(?::([a-z0-9_]{1,16}))?$")
+SEARCH_RESULTS = 5
+EVENT_LABELS = {
+    "received": "Nhận tin báo", "delivered": "Gửi thẻ vào nhóm", "ack": "Tiếp nhận",
+    "verify": "Đang xác minh", "done": "Xử lý xong", "invalid": "Không hợp lệ",
+    "transfer": "Chuyển", "question": "Hỏi thêm", "answer": "Người báo tin trả lời",
+    "note": "Ghi chú nội bộ", "refused": "Thao tác bị từ chối", "reporter_notified":
+    "Đã báo người báo tin", "reporter_unreachable": "Không liên lạc được người báo tin",
+    "delivery_rerouted": "Chuyển hướng gửi thẻ", "duplicate_merged": "Gộp tin trùng",
+    "reporter_banned": "Chặn người báo tin",
+}
+
+
+def officer_of(user: User) -> Officer:
+    return Officer(user.id, user.full_name[:128])
+
+
+async def on_button(update: Update, context: TiplineContext) -> None:
+    """A card button: parse, re-check tip/card/presser, change atomically, answer, refresh."""
+    query = update.callback_query
+    assert query is not None
+    _ = police_texts(context)
+    match = CALLBACK.match(query.data or "")
+    message = query.message
+    if match is None or not isinstance(message, Message):
+        await query.answer(_("This button is no longer valid."), show_alert=True)
+        return
+    tip_id, action, choice = int(match[1]), match[2], match[3]
+    triage = context.services.triage
+    try:
+        tip = await triage.tip(tip_id)
+    except TriageError:
+        await query.answer(_("This button is no longer valid."), show_alert=True)
+        return
+    on_card = await triage.active_card(tip_id, message.chat.id, message.message_id)
+    in_chat = on_card or (action == "xc" and await triage.has_active_card_in(
+        tip_id, message.chat.id))
+    if not in_chat:
+        await query.answer(_("This card is out of date. Use /tip {code} for the current one.")
+                           .format(code=tip.code), show_alert=True)
+        return
+    if not await triage.may_act(tip, query.from_user.id):
+        await triage.record_refusal(tip_id, action)
+        await query.answer(
+            _("Sorry, only officers of this commune or province can handle this tip."),
+            show_alert=True,
+        )
+        return
+    await _dispatch(update, context, tip, action, choice, message)
+
+
+async def _dispatch(
+    update: Update, context: TiplineContext, tip: Tip, action: str, choice: str | None,
+    message: Message,
+) -> None:
+    query = update.callback_query
+    assert query is not None and tip.id is not None
+    _ = police_texts(context)
+    renderer = context.services.renderer
+    officer = officer_of(query.from_user)
+    if action == "back" and choice is None:
+        await query.answer()
+        await _edit_buttons(message, renderer.buttons(tip))
+        return
+    if action in ("done", "invalid", "transfer") and choice is None:
+        if tip.status not in _sources(action):
+            await query.answer(_conflict_text(tip, _), show_alert=True)
+            return
+        await query.answer()
+        await _edit_buttons(message, renderer.choice_buttons(tip, action))
+        return
+    if action == "ask" and choice is None:
+        if tip.status not in _sources("ask"):
+            await query.answer(_conflict_text(tip, _), show_alert=True)
+            return
+        await query.answer()
+        await _force_reply_prompt(context, message, tip, officer, "ask_prompt", _(
+            "{officer}, reply to this message with your question for the reporter of tip {code}."
+        ))
+        return
+    if action == "done" and choice == "duplicate":
+        await query.answer()
+        await _force_reply_prompt(context, message, tip, officer, "dup_prompt", _(
+            "{officer}, reply to this message with the code of the tip that {code} duplicates."
+        ))
+        return
+    if action == "transfer" and choice == "pick":
+        await query.answer()
+        await _force_reply_prompt(context, message, tip, officer, "move_prompt", _(
+            "{officer}, reply to this message with the name of the commune or ward that should "
+            "receive tip {code}."
+        ))
+        return
+    await _change(update, context, tip, action, choice, officer)
+
+
+async def _change(
+    update: Update, context: TiplineContext, tip: Tip, action: str, choice: str | None,
+    officer: Officer,
+) -> None:
+    query = update.callback_query
+    assert query is not None and tip.id is not None
+    _ = police_texts(context)
+    triage = context.services.triage
+    try:
+        if action == "transfer" and choice == "province":
+            await triage.transfer(tip.id, officer, to_commune=None)
+            answer = _("Tip {code} was sent up to the province group.")
+        elif action == "xc" and choice is not None and choice.isdigit():
+            await triage.transfer(tip.id, officer, to_commune=int(choice))
+            answer = _("Tip {code} was transferred.")
+        elif action in ("ack", "verify", "done", "invalid") and (
+            (action in ("done", "invalid")) == (choice is not None)
+        ):
+            await triage.act(tip.id, Action(action), officer, choice=choice)
+            answer = _("Done: tip {code} updated.")
+        else:
+            raise TriageError("bad_choice")
+    except TriageError as error:
+        await query.answer(_refusal_text(error, tip, _), show_alert=True)
+        return
+    await query.answer(answer.format(code=tip.code))
+    context.services.outbox.wake()
+
+
+def _sources(action: str) -> frozenset[str]:
+    return TRANSITIONS[Action(action)][0]
+
+
+def _conflict_text(tip: Tip, _: Gettext) -> str:
+    status = STATUS_LABELS.get(tip.status, tip.status)
+    if tip.owner_name and tip.status != "new":
+        return _("Already {status} – {officer} is in charge.").format(
+            status=status.lower(), officer=tip.owner_name)
+    return _("This tip is already: {status}.").format(status=status.lower())
+
+
+def _refusal_text(error: TriageError, tip: Tip, _: Gettext) -> str:
+    if error.reason == "conflict" and error.tip is not None:
+        return _conflict_text(error.tip, _)
+    if error.reason == "not_found":
+        return _("This button is no longer valid.")
+    return _("That choice is not possible for this tip.")
+
+
+async def _edit_buttons(message: Message, buttons: list[list[tuple[str, str]]]) -> None:
+    try:
+        await message.edit_reply_markup(reply_markup=keyboard(buttons))
+    except Exception as error:  # "message is not modified" and old messages: nothing to do
+        if "not modified" not in str(error).lower():
+            log.warning("could not edit card buttons", extra={"error_type": type(error).__name__})
+
+
+async def _force_reply_prompt(
+    context: TiplineContext, card: Message, tip: Tip, officer: Officer, purpose: str, text: str
+) -> None:
+    assert tip.id is not None
+    prompt = await context.bot.send_message(
+        card.chat.id,
+        text.format(officer=officer.name, code=tip.code),
+        reply_markup=ForceReply(selective=True, input_field_placeholder="…"),
+        reply_parameters=ReplyParameters(card.message_id, allow_sending_without_reply=True),
+    )
+    await context.services.triage.remember_prompt(
+        tip.id, card.chat.id, prompt.message_id, purpose, officer
+    )
+
+
+# --- replies in the group: answers to prompts, internal notes ------------------------------
+
+
+async def on_group_reply(update: Update, context: TiplineContext) -> None:
+    """A reply in a police group: to our prompt (question, duplicate code, commune name) or
+    to a card (internal note, never relayed)."""
+    message, user = update.effective_message, update.effective_user
+    assert message is not None and user is not None and message.reply_to_message is not None
+    text = (message.text or message.caption or "").strip()
+    if not text:
+        return
+    triage = context.services.triage
+    _ = police_texts(context)
+    replied = message.reply_to_message.message_id
+    prompt = await triage.prompt(message.chat.id, replied)
+    if prompt is not None:
+        prompted = await triage.tip(prompt.tip_id)
+        if not await triage.may_act(prompted, user.id):
+            await triage.record_refusal(prompt.tip_id, prompt.purpose)
+            return
+        await _answer_prompt(message, context, prompted, prompt.purpose, text, officer_of(user))
+        return
+    carded = await triage.card_tip(message.chat.id, replied)
+    if carded is None or carded.id is None:
+        return
+    if not await triage.may_act(carded, user.id):
+        await triage.record_refusal(carded.id, "note")
+        return
+    await triage.note(carded.id, officer_of(user), text)
+    await message.reply_text(_("📝 Internal note saved (not sent to the reporter)."))
+
+
+async def _answer_prompt(
+    message: Message, context: TiplineContext, tip: Tip, purpose: str, text: str,
+    officer: Officer,
+) -> None:
+    assert tip.id is not None
+    _ = police_texts(context)
+    triage = context.services.triage
+    try:
+        if purpose == "ask_prompt":
+            await triage.ask(tip.id, officer, text)
+            reply = _("✅ Question sent to the reporter of tip {code}.")
+        elif purpose == "dup_prompt":
+            original = await triage.tip_by_code(text)
+            if original is None or original.id == tip.id:
+                await message.reply_text(_("No other tip has the code “{code}”.").format(
+                    code=html.escape(text[:20])))
+                return
+            await triage.act(tip.id, Action.DONE, officer, choice="duplicate",
+                             extra={"duplicate_of": original.code})
+            reply = _("Done: tip {code} updated.")
+        elif purpose == "move_prompt":
+            await _offer_transfer_targets(message, context, tip, text)
+            return
+        else:
+            return
+    except TriageError as error:
+        await message.reply_text(_refusal_text(error, tip, _))
+        return
+    context.services.outbox.wake()
+    await message.reply_text(reply.format(code=tip.code))
+
+
+async def _offer_transfer_targets(
+    message: Message, context: TiplineContext, tip: Tip, query: str
+) -> None:
+    _ = police_texts(context)
+    matches = [m for m in context.services.directory.search(query, limit=SEARCH_RESULTS)
+               if m.commune.code != tip.commune_code]
+    if not matches:
+        await message.reply_text(_("No commune matches “{query}”.").format(query=query[:100]))
+        return
+    buttons = [[(m.label(), f"t:{tip.id}:xc:{m.commune.code}")] for m in matches]
+    await message.reply_text(
+        _("Transfer tip {code} to:").format(code=tip.code), reply_markup=keyboard(buttons)
+    )
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+async def queue_command(update: Update, context: TiplineContext) -> None:
+    """/queue: open tips of this group's commune (or province), urgent and oldest first."""
+    _ = police_texts(context)
+    message = update.effective_message
+    assert message is not None
+    tips = await context.services.triage.queue(message.chat.id)
+    if not tips:
+        await message.reply_text(_("No open tips for this group."))
+        return
+    zone = context.services.settings.zone
+    lines = [_("Open tips ({count}):").format(count=len(tips))]
+    for tip in tips[:40]:
+        due = tip.ack_due_at if tip.status == "new" else tip.settle_due_at
+        overdue = " ⚠️ " + _("OVERDUE") if due < utcnow() else ""
+        lines.append(
+            f"{'🔴 ' if tip.urgent else ''}<code>{tip.code}</code> · "
+            f"{html.escape(STATUS_LABELS.get(tip.status, tip.status))} · "
+            + _("due {when}").format(when=format_time(due, zone)) + overdue
+        )
+    if len(tips) > 40:
+        lines.append(_("… and {count} more.").format(count=len(tips) - 40))
+    await message.reply_text("\n".join(lines), parse_mode=ParseMode.HTML)
+
+
+async def tip_command(update: Update, context: TiplineContext) -> None:
+    """/tip <code>: post the card again (the new one is live) with the tip's history."""
+    _ = police_texts(context)
+    message = update.effective_message
+    assert message is not None
+    triage = context.services.triage
+    tip = await triage.tip_by_code(" ".join(context.args or []))
+    if tip is None or tip.id is None or not await triage.can_see_in(tip, message.chat.id):
+        await message.reply_text(_("No tip with this code in this group's area."))
+        return
+    renderer = context.services.renderer
+    parts = renderer.render(tip)
+    card = await message.reply_text(
+        parts[0], parse_mode=ParseMode.HTML,
+        reply_markup=keyboard(renderer.buttons(tip)) if tip.status in OPEN_STATUSES else None,
+    )
+    await triage.add_card(tip.id, message.chat.id, card.message_id)
+    history = await triage.history(tip.id)
+    await message.reply_text(
+        history_text(tip, history, context), parse_mode=ParseMode.HTML
+    )
+
+
+def history_text(tip: Tip, events: list[TipEvent], context: TiplineContext) -> str:
+    zone = context.services.settings.zone
+    assert tip.id is not None
+    lines = [f"🗂 <b>Lịch sử tin báo</b> <code>{tip.code}</code>"]
+    for event in events:
+        who = {
+            "resident": reporter_alias(tip.id), "system": "Hệ thống",
+            "unknown": "Người không có quyền",
+        }.get(event.actor_kind, event.actor_name or "?")
+        details = json.loads(event.details or "{}")
+        text = details.get("text")
+        extra = f": {html.escape(str(text)[:500])}" if text else ""
+        if event.event in ("done", "invalid") and details.get("choice"):
+            extra = f" ({html.escape(str(details['choice']))})"
+        lines.append(
+            f"• {format_time(event.at, zone)} – {EVENT_LABELS.get(event.event, event.event)}"
+            f" – {html.escape(who)}{extra}"
+        )
+    text = "\n".join(lines)
+    return text if len(text) <= 4000 else text[:3990] + "…"
+
+
+async def group_help(update: Update, context: TiplineContext) -> None:
+    """/help in a police group."""
+    _ = police_texts(context)
+    assert update.effective_message is not None
+    await update.effective_message.reply_text("\n".join([
+        _("Officers' commands:"),
+        _("/queue – open tips of this group, urgent and oldest first"),
+        _("/tip <code> – show a tip's card again, with its history"),
+        _("/where – what this group is linked to"),
+        _("Buttons on a card: acknowledge, verifying, processed, transfer, invalid, ask the "
+          "reporter. Replying to a card saves an internal note; only “Ask” reaches the "
+          "reporter."),
+    ]))
+
