@@ -153,7 +153,7 @@ async def world(sandbox: BotApiSandbox, sqlite_url: str, tmp_path: Path) -> Asyn
     demo = seed_demo(sandbox)
     settings = make_settings(
         sqlite_url, tmp_path, admin_ids=[demo.admin.id], ops_chat_id=demo.ops_group.id,
-        telegram_private_burst=FAST_PRIVATE_BURST,
+        telegram_private_burst=FAST_PRIVATE_BURST, membership_cache_seconds=0,
     )
     runtime = TiplineRuntime(
         settings, BotEndpoint(sandbox.token, sandbox.url), TEST_SECRET_KEY.encode()

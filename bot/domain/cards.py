@@ -132,12 +132,10 @@ class CardRenderer:
         rows.append([("« Quay lại", f"t:{tip.id}:back")])
         return rows
 
-    def retired(self, tip: Tip) -> str:
-        """What an old card says after the tip moved to another queue."""
-        commune = self.directory.commune(tip.commune_code)
-        where = commune.name if commune else str(tip.commune_code)
-        if tip.queue_scope == "province" or (tip.transfers and tip.queue_scope != "commune"):
-            where = "nhóm cấp tỉnh"
+    def retired(self, tip: Tip, to_commune: int | None) -> str:
+        """What an old card says after the tip moved to another commune (or the province)."""
+        commune = self.directory.commune(to_commune) if to_commune is not None else None
+        where = commune.name if commune else "nhóm cấp tỉnh"
         return (f"↪️ <b>Tin báo</b> <code>{tip.code}</code> đã được chuyển đến "
                 f"{html.escape(where)}. Thẻ này không còn dùng để xử lý.")
 

@@ -388,7 +388,8 @@ class OutboxWorker:
         assert tip is not None
         try:
             await self.transport.edit_html(
-                progress["chat_id"], progress["message_id"], self._renderer.retired(tip),
+                progress["chat_id"], progress["message_id"],
+                self._renderer.retired(tip, progress.get("to")),
                 buttons=None,
             )
         except ChatGone:

@@ -201,7 +201,7 @@ class TriageService:
         async with self._db.transaction() as session:
             changed = await self._guarded_update(session, tip_id, sources, values)
             if not changed:
-                raise TriageError("conflict", await session.get(Tip, tip_id))
+                raise TriageError("conflict", await self._detached(session, tip_id))
             details = {"from": "/".join(sorted(sources)), "to": target} | (extra or {})
             if choice:
                 details["choice"] = choice
@@ -248,17 +248,17 @@ class TriageService:
             if before is None:
                 raise TriageError("not_found")
             if to_commune is not None and to_commune == before.commune_code:
-                raise TriageError("bad_choice", before)
+                raise TriageError("bad_choice")
             old_commune = before.commune_code
             if not await self._guarded_update(session, tip_id, sources, values):
-                raise TriageError("conflict", await session.get(Tip, tip_id))
+                raise TriageError("conflict", await self._detached(session, tip_id))
             cards = (await session.exec(select(TipCard).where(
                 TipCard.tip_id == tip_id, col(TipCard.active).is_(True)
             ))).all()
             for card in cards:
                 card.active = False
                 session.add(OutboxMessage(kind="card_retire", tip_id=tip_id, payload=json.dumps(
-                    {"chat_id": card.chat_id, "message_id": card.message_id}
+                    {"chat_id": card.chat_id, "message_id": card.message_id, "to": to_commune}
                 )))
             session.add(TipEvent(
                 tip_id=tip_id, actor_kind="officer", actor_id=officer.id,
@@ -281,7 +281,7 @@ class TriageService:
             if tip is None:
                 raise TriageError("not_found")
             if tip.status not in TRANSITIONS[Action.ASK][0]:
-                raise TriageError("conflict", tip)
+                raise TriageError("conflict", await self._detached(session, tip_id))
             session.add(TipEvent(tip_id=tip_id, actor_kind="officer", actor_id=officer.id,
                                  actor_name=officer.name, event="question",
                                  details=json.dumps({"text": question}, ensure_ascii=False)))
@@ -363,6 +363,14 @@ class TriageService:
             )))
 
     # --- helpers -----------------------------------------------------------------------------
+
+    @staticmethod
+    async def _detached(session: AsyncSession, tip_id: int) -> Tip | None:
+        """The tip as it is now, usable after the failed transaction rolls back."""
+        tip = await session.get(Tip, tip_id, populate_existing=True)
+        if tip is not None:
+            session.expunge(tip)
+        return tip
 
     async def _guarded_update(
         self, session: AsyncSession, tip_id: int, sources: frozenset[str], values: dict[str, Any]

@@ -1,0 +1,448 @@
+"""Police triage end to end: the card's buttons and text at each step, who may press what,
+concurrent presses, forged and stale buttons, the two-way relay, notes and the audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from sqlmodel import col, select
+
+from bot.domain.status import Action
+from bot.domain.triage import Officer
+from bot.sandbox import SandboxUser
+from storage.models import Tip, TipEvent, TipReporter
+from tests.conftest import World
+from tests.test_intake_bot import buttons, send_tip, tip_by_code, wait_card
+
+PHOTOS = Path(__file__).parent / "fixtures" / "photos"
+OFFICER_NAME = "Bình Lê Thị"  # the demo officer's Telegram full name
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+async def delivered_tip(world: World, **kwargs: Any) -> tuple[Tip, dict[str, Any]]:
+    group = world.demo.commune_group.id
+    before = len(world.sandbox.bot_messages(group))
+    code = await send_tip(world, world.demo.residents[0], **kwargs)
+    card = (await wait_card(world, group, before + 1))[before]
+    assert code in card["text"]
+    tip = await tip_by_code(world, code)
+    # the card row is recorded right after Telegram accepted the card
+    await until(lambda: world.services.triage.active_card(tip.id or 0, group, card["message_id"]))
+    return tip, card
+
+
+def current(world: World, message: dict[str, Any]) -> dict[str, Any]:
+    chat = message["chat"]["id"]
+    wanted = message["message_id"]
+    return next(m for m in world.sandbox.transcript(chat) if m["message_id"] == wanted)
+
+
+async def until(condition: Any, timeout: float = 6.0) -> None:
+    for _ in range(int(timeout / 0.02)):
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+async def card_shows(world: World, card: dict[str, Any], text: str) -> None:
+    await until(lambda: text in current(world, card)["text"])
+
+
+async def resident_got(world: World, resident: SandboxUser, start: str, count: int = 1) -> str:
+    await until(lambda: any(m["text"].startswith(start)
+                            for m in world.sandbox.bot_messages(resident.id)))
+    return next(m["text"] for m in world.sandbox.bot_messages(resident.id)
+                if m["text"].startswith(start))
+
+
+async def events_of(world: World, tip: Tip) -> list[str]:
+    async with world.services.db.session() as session:
+        rows = (await session.exec(
+            select(TipEvent).where(TipEvent.tip_id == tip.id).order_by(col(TipEvent.id))
+        )).all()
+    return [r.event for r in rows]
+
+
+async def status_of(world: World, tip: Tip) -> str:
+    async with world.services.db.session() as session:
+        row = await session.get(Tip, tip.id)
+    assert row is not None
+    return row.status
+
+
+def outsider_group_member(world: World) -> SandboxUser:
+    """An officer of another commune (member of that commune's linked group only)."""
+    return world.sandbox.create_user("Khoa", last_name="Đỗ Văn", user_id=7100000099)
+
+
+async def other_commune_group(world: World, officer: SandboxUser) -> int:
+    group = world.sandbox.create_group("Công an xã khác", members=[officer.id],
+                                       chat_id=-5000003000)
+    other = next(c for c in world.services.directory.communes_of(15) if c.code != 2998)
+    await world.services.linking.link(chat_id=group.id, scope="commune", code=other.code,
+                                      linked_by=world.demo.admin.id)
+    return group.id
+
+
+# --- the lifecycle -------------------------------------------------------------------------
+
+
+async def test_full_lifecycle_with_card_and_tipster_notifications(world: World) -> None:
+    tip, card = await delivered_tip(world)
+    officer, resident = world.demo.officer, world.demo.residents[0]
+    assert buttons(card) == [f"t:{tip.id}:ack", f"t:{tip.id}:transfer", f"t:{tip.id}:invalid"]
+
+    answer = await world.press(officer, card, f"t:{tip.id}:ack")
+    assert answer["text"] == f"Xong: đã cập nhật tin báo {tip.code}."
+    await card_shows(world, card, "📌 Trạng thái: Đã tiếp nhận")
+    assert f"👮 Phụ trách: {OFFICER_NAME} (tiếp nhận " in current(world, card)["text"]
+    assert "⏳ Hạn giải quyết: " in current(world, card)["text"]
+    assert buttons(current(world, card)) == [
+        f"t:{tip.id}:verify", f"t:{tip.id}:done", f"t:{tip.id}:ask",
+        f"t:{tip.id}:transfer", f"t:{tip.id}:invalid",
+    ]
+    notice = await resident_got(world, resident, f"Tin báo {tip.code} của bạn đã được")
+    assert notice == (f"Tin báo {tip.code} của bạn đã được Công an Xã Phúc Khánh tiếp nhận. "
+                      "Cảm ơn bạn.")
+
+    await world.press(officer, current(world, card), f"t:{tip.id}:verify")
+    await card_shows(world, card, "📌 Trạng thái: Đang xác minh")
+    assert buttons(current(world, card)) == [
+        f"t:{tip.id}:done", f"t:{tip.id}:ask", f"t:{tip.id}:transfer", f"t:{tip.id}:invalid",
+    ]
+
+    await world.press(officer, current(world, card), f"t:{tip.id}:done")
+    await until(lambda: f"t:{tip.id}:done:agency" in buttons(current(world, card)))
+    assert buttons(current(world, card)) == [
+        f"t:{tip.id}:done:agency", f"t:{tip.id}:done:admin", f"t:{tip.id}:done:unfounded",
+        f"t:{tip.id}:done:duplicate", f"t:{tip.id}:back",
+    ]
+    await world.press(officer, current(world, card), f"t:{tip.id}:done:agency")
+    await card_shows(world, card, "📌 Trạng thái: Đã xử lý xong – Chuyển cơ quan điều tra")
+    await until(lambda: buttons(current(world, card)) == [])
+    assert "🏁 Đóng lúc: " in current(world, card)["text"]
+    notice = await resident_got(world, resident, f"Tin báo {tip.code} của bạn đã được xử lý")
+    assert "đã chuyển cơ quan điều tra có thẩm quyền giải quyết" in notice
+
+    await until(lambda: _events_include(world, tip, "reporter_notified", 2))
+    assert [e for e in await events_of(world, tip) if e != "reporter_notified"] == [
+        "received", "delivered", "ack", "verify", "done",
+    ]
+    async with world.services.db.session() as session:
+        reporter = await session.get(TipReporter, tip.id)
+        final = await session.get(Tip, tip.id)
+    assert reporter is not None and reporter.purge_after is not None  # retention starts
+    assert final is not None and (final.status, final.outcome, final.owner_id) == (
+        "processed", "agency", officer.id
+    )
+    [status] = await world.exchange(resident, f"/status {tip.code}")
+    assert "đã xử lý xong" in status["text"]
+
+
+async def test_spam_path(world: World) -> None:
+    tip, card = await delivered_tip(world)
+    admin = world.demo.admin
+    await world.press(admin, card, f"t:{tip.id}:invalid")
+    await until(lambda: f"t:{tip.id}:invalid:spam" in buttons(current(world, card)))
+    await world.press(admin, current(world, card), f"t:{tip.id}:back")
+    await until(lambda: buttons(current(world, card))[0] == f"t:{tip.id}:ack")
+    await world.press(admin, current(world, card), f"t:{tip.id}:invalid")
+    await until(lambda: f"t:{tip.id}:invalid:spam" in buttons(current(world, card)))
+    await world.press(admin, current(world, card), f"t:{tip.id}:invalid:spam")
+    await card_shows(world, card, "📌 Trạng thái: Không hợp lệ – Tin rác, quấy rối")
+    resident = world.demo.residents[0]
+    await resident_got(world, resident, f"Tin báo {tip.code} của bạn đã được xem xét")
+
+
+async def test_transfer_up_to_the_province(world: World) -> None:
+    tip, card = await delivered_tip(world)
+    officer, province_officer = world.demo.officer, world.demo.province_officer
+    await world.press(officer, card, f"t:{tip.id}:ack")
+    await card_shows(world, card, "Đã tiếp nhận")
+    await world.press(officer, current(world, card), f"t:{tip.id}:transfer")
+    await until(lambda: f"t:{tip.id}:transfer:province" in buttons(current(world, card)))
+    await world.press(officer, current(world, card), f"t:{tip.id}:transfer:province")
+    [new_card] = await wait_card(world, world.demo.province_group.id)
+    assert tip.code in new_card["text"] and "Mới – chờ tiếp nhận" in new_card["text"]
+    assert buttons(new_card)[0] == f"t:{tip.id}:ack"
+    await card_shows(world, card, "đã được chuyển đến nhóm cấp tỉnh")
+    assert buttons(current(world, card)) == []
+    answer = await world.press(officer, card, f"t:{tip.id}:ack", check=False)  # replayed
+    assert answer["text"].startswith("Thẻ này đã cũ.")
+    await world.press(province_officer, new_card, f"t:{tip.id}:ack")
+    await card_shows(world, new_card, "Phụ trách: Cường Trần Quốc")
+    refreshed = await tip_by_code(world, tip.code)
+    assert refreshed.created_at == tip.created_at and refreshed.ack_due_at == tip.ack_due_at
+    assert refreshed.transfers == 1
+
+
+async def test_transfer_to_another_commune_by_search(world: World) -> None:
+    tip, card = await delivered_tip(world)
+    officer = world.demo.officer
+    other_officer = outsider_group_member(world)
+    other_group = await other_commune_group(world, other_officer)
+    target = (await world.services.linking.where(chat_id=other_group))
+    assert target is not None and target.commune is not None
+    group = world.demo.commune_group.id
+    await world.press(officer, card, f"t:{tip.id}:transfer")
+    await until(lambda: f"t:{tip.id}:transfer:pick" in buttons(current(world, card)))
+    before = len(world.sandbox.bot_messages(group))
+    await world.press(officer, current(world, card), f"t:{tip.id}:transfer:pick")
+    [prompt] = (await world.sandbox.wait_for_bot_messages(group, before + 1))[before:]
+    assert prompt["text"].startswith(f"{OFFICER_NAME}, hãy trả lời tin nhắn này bằng tên xã")
+    choices = await _reply_in_group(world, officer, group, prompt,
+                                    f"{target.commune.name} Lào Cai")
+    assert f"t:{tip.id}:xc:{target.commune.code}" in buttons(choices)
+    await world.press(officer, choices, f"t:{tip.id}:xc:{target.commune.code}")
+    [new_card] = await wait_card(world, other_group)
+    assert tip.code in new_card["text"] and target.commune.name in new_card["text"]
+    await card_shows(world, card, f"đã được chuyển đến {target.commune.name}")
+    moved = await tip_by_code(world, tip.code)
+    assert (moved.commune_code, moved.status) == (target.commune.code, "new")
+    # the original commune's officers no longer act on it; the new commune's do
+    answer = await world.press(officer, new_card, f"t:{tip.id}:ack", check=False)
+    assert answer["text"].startswith("Xin lỗi, chỉ cán bộ")
+    await world.press(other_officer, new_card, f"t:{tip.id}:ack")
+    await card_shows(world, new_card, "Phụ trách: Khoa Đỗ Văn")
+
+
+# --- who may do what -----------------------------------------------------------------------
+
+
+ACTIONS = {
+    # action data suffix: (state to put the tip in first, expected status after)
+    "ack": ([], "acknowledged"),
+    "verify": ([Action.ACK], "verifying"),
+    "done:agency": ([Action.ACK], "processed"),
+    "invalid:spam": ([], "invalid"),
+    "transfer:province": ([], "new"),
+    "ask": ([Action.ACK], None),
+}
+
+
+@pytest.mark.parametrize("action", list(ACTIONS))
+async def test_authorization_matrix(world: World, action: str) -> None:
+    tip, card = await delivered_tip(world)
+    assert tip.id is not None
+    setup, expected = ACTIONS[action]
+    for step in setup:
+        await world.services.triage.act(tip.id, step, Officer(1, "Cán bộ thử"))
+    status_before = await status_of(world, tip)
+    leaver = world.sandbox.create_user("Lâm", user_id=7100000077)
+    world.sandbox.add_member(world.demo.commune_group.id, leaver.id)
+    world.sandbox.remove_member(world.demo.commune_group.id, leaver.id)
+    other_officer = outsider_group_member(world)
+    await other_commune_group(world, other_officer)
+    refused = [world.demo.residents[0], other_officer, leaver]
+    for person in refused:
+        answer = await world.press(person, card, f"t:{tip.id}:{action}", check=False)
+        assert answer == {"text": "Xin lỗi, chỉ cán bộ công an xã hoặc tỉnh phụ trách mới được "
+                                  "xử lý tin báo này.", "show_alert": True}, person.first_name
+        assert await status_of(world, tip) == status_before
+    assert (await events_of(world, tip)).count("refused") == len(refused)
+    async with world.services.db.session() as session:
+        refusals = (await session.exec(select(TipEvent).where(
+            TipEvent.tip_id == tip.id, TipEvent.event == "refused"))).all()
+    assert all(r.actor_id is None and r.actor_name is None for r in refusals)  # no identity
+
+    allowed = {"ack": world.demo.province_officer, "verify": world.demo.admin}.get(
+        action, world.demo.officer)
+    answer = await world.press(allowed, card, f"t:{tip.id}:{action}", check=False)
+    assert answer.get("show_alert") is not True, answer
+    if expected is not None:
+        await until(lambda: _status_is(world, tip, expected))
+
+
+async def test_two_officers_acknowledge_at_the_same_moment(world: World) -> None:
+    tip, card = await delivered_tip(world)
+    first, second = world.demo.officer, world.demo.admin
+    answers = await asyncio.gather(
+        world.press(first, card, f"t:{tip.id}:ack"), world.press(second, card, f"t:{tip.id}:ack")
+    )
+    winners = [a for a in answers if a["text"].startswith("Xong")]
+    losers = [a for a in answers if not a["text"].startswith("Xong")]
+    assert len(winners) == 1 and len(losers) == 1
+    async with world.services.db.session() as session:
+        row = await session.get(Tip, tip.id)
+    assert row is not None and row.owner_name in (OFFICER_NAME, "An Nguyễn Văn")
+    assert losers[0] == {
+        "text": f"Tin báo đã ở trạng thái đã tiếp nhận – {row.owner_name} đang phụ trách.",
+        "show_alert": True,
+    }
+    assert (await events_of(world, tip)).count("ack") == 1
+
+
+async def test_forged_and_stale_buttons_change_nothing(world: World) -> None:
+    tip, card = await delivered_tip(world)
+    other_tip, _other_card = await delivered_tip(world, text="Một tin khác")
+    officer = world.demo.officer
+    cases = {
+        "t:999999:ack": "Nút này không còn hiệu lực.",
+        f"t:{tip.id}:explode": "Không thể thực hiện lựa chọn này với tin báo.",
+        f"t:{tip.id}:done:bogus": "Không thể thực hiện lựa chọn này với tin báo.",
+        f"t:{other_tip.id}:ack": f"Thẻ này đã cũ. Dùng /tip {other_tip.code} để xem thẻ hiện tại.",
+        "t:abc:ack": "Nút này không còn hiệu lực.",
+        "zzz": "Nút này không còn hiệu lực.",
+        "x" * 64: "Nút này không còn hiệu lực.",
+    }
+    for data, expected in cases.items():
+        answer = await world.press(officer, card, data, check=False)
+        assert answer == {"text": expected, "show_alert": True}, data
+    assert await status_of(world, tip) == "new" and await status_of(world, other_tip) == "new"
+    assert await events_of(world, tip) == ["received", "delivered"]
+
+
+# --- two-way relay, notes, history ---------------------------------------------------------
+
+
+async def test_question_and_answers_relay_both_ways_without_identity(world: World) -> None:
+    tip, card = await delivered_tip(world)
+    officer, resident = world.demo.officer, world.demo.residents[0]
+    group = world.demo.commune_group.id
+    await world.press(officer, card, f"t:{tip.id}:ack")
+    await card_shows(world, card, "Đã tiếp nhận")
+    before = len(world.sandbox.bot_messages(group))
+    await world.press(officer, current(world, card), f"t:{tip.id}:ask")
+    [prompt] = (await world.sandbox.wait_for_bot_messages(group, before + 1))[before:]
+    assert prompt["text"] == (f"{OFFICER_NAME}, hãy trả lời tin nhắn này bằng câu hỏi gửi người "
+                              f"báo tin của tin báo {tip.code}.")
+    confirmation = await _reply_in_group(world, officer, group, prompt, "Xe máy màu gì?")
+    assert confirmation["text"] == f"✅ Đã gửi câu hỏi cho người báo tin của tin báo {tip.code}."
+    question_text = await resident_got(world, resident, "❓ Công an Xã Phúc Khánh hỏi thêm")
+    assert "Xe máy màu gì?" in question_text
+    question = next(m for m in world.sandbox.bot_messages(resident.id)
+                    if m["text"].startswith("❓"))
+    # the question's message id is recorded right after Telegram accepted it
+    await until(lambda: _events_include(world, tip, "reporter_notified", 2))
+
+    before = len(world.sandbox.bot_messages(group))
+    await world.sandbox.send_text(resident.id, "Màu đỏ, biển 24B1",
+                                  reply_to_message_id=question["message_id"])
+    [relayed] = (await world.sandbox.wait_for_bot_messages(group, before + 1))[before:]
+    assert relayed["text"] == (f"💬 Người báo tin #{tip.id} trả lời (tin báo {tip.code}):\n"
+                               "Màu đỏ, biển 24B1")
+    assert relayed["reply_to_message"]["message_id"] == card["message_id"]
+
+    before = len(world.sandbox.bot_messages(group))
+    await world.sandbox.send_document(
+        resident.id, (PHOTOS / "DSCN0010.jpg").read_bytes(), file_name="xe.jpg",
+        mime_type="image/jpeg", reply_to_message_id=question["message_id"],
+    )
+    messages = await world.sandbox.wait_for_bot_messages(group, before + 2)
+    photo = next(m for m in messages[before:] if m.get("photo"))
+    data = world.sandbox.file_bytes(photo["photo"][-1]["file_id"])
+    assert b"Exif" not in data and b"NIKON" not in data and b"GPS" not in data
+    assert not Image.open(io.BytesIO(data)).getexif()
+
+    [ack] = await world.exchange(resident, f"/answer {tip.code} Thêm: có 2 người")
+    assert ack["text"] == "Đã chuyển câu trả lời của bạn cho công an. Cảm ơn bạn."
+    [refused] = await world.exchange(world.demo.residents[1], f"/answer {tip.code} giả mạo")
+    assert refused["text"] == "No tip has this code. Please check it and try again."
+
+    await asyncio.sleep(0.5)
+    _assert_no_identity_in_groups(world)
+    history = await events_of(world, tip)
+    assert history.count("question") == 1 and history.count("answer") == 3
+
+
+async def test_plain_reply_to_a_card_is_an_internal_note(world: World) -> None:
+    tip, card = await delivered_tip(world)
+    officer, resident = world.demo.officer, world.demo.residents[0]
+    group = world.demo.commune_group.id
+    resident_before = len(world.sandbox.bot_messages(resident.id))
+    saved = await _reply_in_group(world, officer, group, card, "Đã cử tổ tuần tra kiểm tra")
+    assert saved["text"] == "📝 Đã lưu ghi chú nội bộ (không gửi cho người báo tin)."
+    await asyncio.sleep(0.3)
+    assert len(world.sandbox.bot_messages(resident.id)) == resident_before  # nothing relayed
+    replies = await world.exchange(officer, f"/tip {tip.code}", chat_id=group, replies=2)
+    new_card, history = replies
+    assert tip.code in new_card["text"] and buttons(new_card)[0] == f"t:{tip.id}:ack"
+    assert "Ghi chú nội bộ – Bình Lê Thị: Đã cử tổ tuần tra kiểm tra" in history["text"]
+    assert f"Nhận tin báo – Người báo tin #{tip.id}" in history["text"]
+    await world.press(officer, new_card, f"t:{tip.id}:ack")  # the re-posted card is live
+    await card_shows(world, card, "Đã tiếp nhận")  # and every live card is refreshed
+
+
+async def test_tip_command_does_not_leak_other_areas(world: World) -> None:
+    tip, _card = await delivered_tip(world)
+    outsider = outsider_group_member(world)
+    other_group = await other_commune_group(world, outsider)
+    [reply] = await world.exchange(outsider, f"/tip {tip.code}", chat_id=other_group)
+    assert reply["text"] == "Không có tin báo với mã này trong địa bàn của nhóm."
+
+
+async def test_unreachable_tipster_is_reported_to_the_officer(world: World) -> None:
+    tip, card = await delivered_tip(world)
+    officer, resident = world.demo.officer, world.demo.residents[0]
+    world.sandbox.block_bot(resident.id)
+    group = world.demo.commune_group.id
+    before = len(world.sandbox.bot_messages(group))
+    await world.press(officer, card, f"t:{tip.id}:ack")
+    messages = await world.sandbox.wait_for_bot_messages(group, before + 1)
+    warning = messages[before]
+    assert warning["text"].startswith(f"⚠️ Không thể liên lạc với Người báo tin #{tip.id}")
+    assert warning["reply_to_message"]["message_id"] == card["message_id"]
+    await until(lambda: _events_include(world, tip, "reporter_unreachable", 1))
+
+
+async def test_queue_lists_open_tips_urgent_first(world: World) -> None:
+    first, _ = await delivered_tip(world, text="Tin thường")
+    urgent, _ = await delivered_tip(world, text="Tin khẩn", urgent=True)
+    [reply] = await world.exchange(world.demo.officer, "/queue",
+                                   chat_id=world.demo.commune_group.id)
+    lines = reply["text"].splitlines()
+    assert lines[0] == "Tin báo đang mở (2):"
+    assert lines[1].startswith(f"🔴 {urgent.code} · Mới – chờ tiếp nhận · hạn ")
+    assert lines[2].startswith(f"{first.code} · Mới – chờ tiếp nhận · hạn ")
+
+
+async def test_group_help_for_officers(world: World) -> None:
+    [reply] = await world.exchange(world.demo.officer, "/help",
+                                   chat_id=world.demo.commune_group.id)
+    assert reply["text"].startswith("Lệnh dành cho cán bộ:")
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+async def _reply_in_group(
+    world: World, user: SandboxUser, group: int, to: dict[str, Any], text: str
+) -> dict[str, Any]:
+    before = len(world.sandbox.bot_messages(group))
+    await world.sandbox.send_text(user.id, text, chat_id=group,
+                                  reply_to_message_id=to["message_id"])
+    return (await world.sandbox.wait_for_bot_messages(group, before + 1))[before]
+
+
+async def _status_is(world: World, tip: Tip, expected: str) -> bool:
+    return await status_of(world, tip) == expected
+
+
+async def _events_include(world: World, tip: Tip, event: str, count: int) -> bool:
+    return (await events_of(world, tip)).count(event) >= count
+
+
+def _assert_no_identity_in_groups(world: World) -> None:
+    needles: set[str] = set()
+    for person in world.demo.residents:
+        needles |= {str(person.id), person.first_name, person.last_name or ""}
+        needles |= {person.username or "", person.phone_number or ""}
+    needles.discard("")
+    dump = json.dumps([world.sandbox.transcript(c.id) for c in
+                       (world.demo.commune_group, world.demo.province_group,
+                        world.demo.ops_group)], ensure_ascii=False)
+    for needle in needles:
+        assert needle not in dump, needle
+    assert "forward_origin" not in dump and "external_reply" not in dump
