@@ -4,6 +4,7 @@ concurrency, retention, expiry. No Telegram here: the domain does not import it.
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -195,3 +196,16 @@ def test_sealed_address_needs_the_key(tmp_path: Path) -> None:
         ChatSealer(b"another-secret-key-0123456789-abcdef").open(sealed)
     with pytest.raises(SealBroken):
         ChatSealer(SECRET).open(sealed[:-4] + "AAAA")
+
+
+def test_long_card_is_split_without_losing_text() -> None:
+    from bot.domain.cards import TEXT_LIMIT, split_html_body
+
+    header = "📥 <b>Tin báo</b> <code>AAAA-BBBB</code>\n" * 8
+    body = ("Có người &amp; xe &lt;lạ&gt; ở chợ. " * 200)[:4000]
+    parts = split_html_body(header, body, "(tiếp – AAAA-BBBB)\n")
+    assert len(parts) == 2 and all(len(p) <= TEXT_LIMIT for p in parts)
+    rebuilt = parts[0][len(header):] + " " + parts[1].removeprefix("(tiếp – AAAA-BBBB)\n")
+    assert rebuilt.split() == body.split()
+    for part in parts:  # never cut inside an HTML entity
+        assert re.search(r"&(?!amp;|lt;|gt;)", part) is None
