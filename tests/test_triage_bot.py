@@ -27,10 +27,12 @@ OFFICER_NAME = "Bình Lê Thị"  # the demo officer's Telegram full name
 # --- helpers -------------------------------------------------------------------------------
 
 
-async def delivered_tip(world: World, **kwargs: Any) -> tuple[Tip, dict[str, Any]]:
+async def delivered_tip(
+    world: World, resident: SandboxUser | None = None, **kwargs: Any
+) -> tuple[Tip, dict[str, Any]]:
     group = world.demo.commune_group.id
     before = len(world.sandbox.bot_messages(group))
-    code = await send_tip(world, world.demo.residents[0], **kwargs)
+    code = await send_tip(world, resident or world.demo.residents[0], **kwargs)
     card = (await wait_card(world, group, before + 1))[before]
     assert code in card["text"]
     tip = await tip_by_code(world, code)
@@ -149,6 +151,14 @@ async def test_full_lifecycle_with_card_and_tipster_notifications(world: World) 
     )
     [status] = await world.exchange(resident, f"/status {tip.code}")
     assert "đã xử lý xong" in status["text"]
+
+
+async def test_an_english_tipster_is_notified_in_english(world: World) -> None:
+    resident = world.demo.residents[1]
+    tip, card = await delivered_tip(world, resident)
+    await world.press(world.demo.officer, card, f"t:{tip.id}:ack")
+    notice = await resident_got(world, resident, f"Your tip {tip.code}")
+    assert notice == f"Your tip {tip.code} was taken up by Xã Phúc Khánh police. Thank you."
 
 
 async def test_spam_path(world: World) -> None:

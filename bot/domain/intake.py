@@ -285,7 +285,7 @@ class IntakeService:
                 details=json.dumps({"queue": destination.scope, "channel": channel}),
             ))
             session.add(OutboxMessage(kind="tip_card", tip_id=tip.id))
-            await self._remember_commune(session, pseudonym, commune.code)
+            await self._remember_resident(session, pseudonym, commune.code, draft.language)
             await session.delete(draft)
         log.info("tip committed", extra={"tip_id": tip.id, "scope": destination.scope})
         return Submitted(tip.id, tip.code, duplicate=False)
@@ -320,12 +320,16 @@ class IntakeService:
         )
         return (await session.exec(query)).first()
 
-    async def _remember_commune(self, session: AsyncSession, pseudonym: str, code: int) -> None:
+    async def _remember_resident(
+        self, session: AsyncSession, pseudonym: str, code: int, language: str
+    ) -> None:
+        """The commune for next time, and the language later notices are written in."""
         resident = await session.get(Resident, pseudonym)
         if resident is None:
-            session.add(Resident(pseudonym=pseudonym, last_commune_code=code))
+            session.add(Resident(pseudonym=pseudonym, last_commune_code=code, language=language))
         else:
             resident.last_commune_code = code
+            resident.language = resident.language or language
             resident.updated_at = utcnow()
 
     async def _draft(self, session: AsyncSession, pseudonym: str) -> Draft | None:
