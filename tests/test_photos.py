@@ -621,7 +621,7 @@ def test_pillow_heif_is_imported_lazily() -> None:
         "print('ok')\n"
     )
     assert jpeg  # the fixture exists
-    done = subprocess.run(  # noqa: S603 - our own interpreter and code
+    done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
