@@ -19,7 +19,7 @@ from bot.context import TiplineContext
 from bot.domain.cards import STATUS_LABELS, format_time, reporter_alias
 from bot.domain.status import OPEN_STATUSES, TRANSITIONS, Action
 from bot.domain.triage import Officer, TriageError
-from bot.i18n import Gettext
+from bot.i18n import N_, Gettext
 from bot.telegram_transport import keyboard
 from handlers.common import police_texts
 from storage.models import Tip, TipEvent, utcnow
@@ -36,6 +36,22 @@ EVENT_LABELS = {
     "Đã báo người báo tin", "reporter_unreachable": "Không liên lạc được người báo tin",
     "delivery_rerouted": "Chuyển hướng gửi thẻ", "duplicate_merged": "Gộp tin trùng",
     "reporter_banned": "Chặn người báo tin",
+}
+
+
+# buttons that ask the officer to type something: (action, choice) -> (purpose, prompt, the
+# action whose statuses it needs)
+FORCE_REPLY_PROMPTS = {
+    ("ask", None): ("ask_prompt", N_(
+        "{officer}, reply to this message with your question for the reporter of tip {code}."
+    ), "ask"),
+    ("done", "duplicate"): ("dup_prompt", N_(
+        "{officer}, reply to this message with the code of the tip that {code} duplicates."
+    ), "done"),
+    ("transfer", "pick"): ("move_prompt", N_(
+        "{officer}, reply to this message with the name of the commune or ward that should "
+        "receive tip {code}."
+    ), "transfer"),
 }
 
 
@@ -97,27 +113,14 @@ async def _dispatch(
         await query.answer()
         await _edit_buttons(message, renderer.choice_buttons(tip, action))
         return
-    if action == "ask" and choice is None:
-        if tip.status not in _sources("ask"):
+    prompt = FORCE_REPLY_PROMPTS.get((action, choice))
+    if prompt is not None:
+        purpose, text, source_action = prompt
+        if tip.status not in _sources(source_action):
             await query.answer(_conflict_text(tip, _), show_alert=True)
             return
         await query.answer()
-        await _force_reply_prompt(context, message, tip, officer, "ask_prompt", _(
-            "{officer}, reply to this message with your question for the reporter of tip {code}."
-        ))
-        return
-    if action == "done" and choice == "duplicate":
-        await query.answer()
-        await _force_reply_prompt(context, message, tip, officer, "dup_prompt", _(
-            "{officer}, reply to this message with the code of the tip that {code} duplicates."
-        ))
-        return
-    if action == "transfer" and choice == "pick":
-        await query.answer()
-        await _force_reply_prompt(context, message, tip, officer, "move_prompt", _(
-            "{officer}, reply to this message with the name of the commune or ward that should "
-            "receive tip {code}."
-        ))
+        await _force_reply_prompt(context, message, tip, officer, purpose, _(text))
         return
     await _change(update, context, tip, action, choice, officer)
 
