@@ -29,27 +29,6 @@ from telegram.ext import (
 from bot.sandbox import BotApiSandbox, SandboxUser
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[BotApiSandbox]:
-    sb = BotApiSandbox()
-    await sb.start()
-    yield sb
-    await sb.stop()
-
-
-@pytest.fixture
-async def bot(sandbox: BotApiSandbox) -> AsyncIterator[Bot]:
-    async with Bot(
-        sandbox.token, base_url=sandbox.base_url, base_file_url=sandbox.base_file_url
-    ) as client:
-        yield client
-
-
-@pytest.fixture
-async def lan(sandbox: BotApiSandbox) -> SandboxUser:
-    return sandbox.create_user("Lan", last_name="Nguyễn", username="lan_nguyen")
-
-
 def build_app(sandbox: BotApiSandbox) -> Application:  # type: ignore[type-arg]
     return (
         ApplicationBuilder()
@@ -134,16 +113,18 @@ def jpeg(width: int = 640, height: int = 480) -> bytes:
 
 
 async def test_every_update_kind_round_trips_through_ptb(
-    sandbox: BotApiSandbox, bot: Bot, lan: SandboxUser
+    sandbox: BotApiSandbox, bot: Bot, fresh_lan_nguyen: SandboxUser
 ) -> None:
     officer = sandbox.create_user("Bình", username="canbo_binh")
     group = sandbox.create_group("Công an xã", admins=[officer.id])
-    await sandbox.send_text(lan.id, "/start t_abc có link https://example.vn và @canbo_binh")
-    await sandbox.send_photo(lan.id, jpeg(), caption="ảnh hiện trường")
-    await sandbox.send_document(
-        lan.id, b"%PDF-1.4 demo", file_name="don.pdf", mime_type="application/pdf"
+    await sandbox.send_text(
+        fresh_lan_nguyen.id, "/start t_abc có link https://example.vn và @canbo_binh"
     )
-    await sandbox.send_location(lan.id, 22.3364, 103.8438)
+    await sandbox.send_photo(fresh_lan_nguyen.id, jpeg(), caption="ảnh hiện trường")
+    await sandbox.send_document(
+        fresh_lan_nguyen.id, b"%PDF-1.4 demo", file_name="don.pdf", mime_type="application/pdf"
+    )
+    await sandbox.send_location(fresh_lan_nguyen.id, 22.3364, 103.8438)
     card = await bot.send_message(
         group.id,
         "Tin báo mới",
@@ -153,8 +134,8 @@ async def test_every_update_kind_round_trips_through_ptb(
     newcomer = sandbox.create_user("Cường")
     sandbox.add_member(group.id, newcomer.id)
     sandbox.remove_member(group.id, newcomer.id)
-    sandbox.block_bot(lan.id)
-    sandbox.unblock_bot(lan.id)
+    sandbox.block_bot(fresh_lan_nguyen.id)
+    sandbox.unblock_bot(fresh_lan_nguyen.id)
     await sandbox.migrate_to_supergroup(group.id)
 
     kinds: dict[str, int] = {}
@@ -182,29 +163,35 @@ async def test_every_update_kind_round_trips_through_ptb(
 
 
 async def test_polling_application_replies_and_answers_buttons(
-    sandbox: BotApiSandbox, echo_app: Application, lan: SandboxUser  # type: ignore[type-arg]
+    sandbox: BotApiSandbox, echo_app: Application, fresh_lan_nguyen: SandboxUser  # type: ignore[type-arg]
 ) -> None:
-    await sandbox.send_text(lan.id, "/start")
-    [greeting] = await sandbox.wait_for_bot_messages(lan.id, 1)
+    await sandbox.send_text(fresh_lan_nguyen.id, "/start")
+    [greeting] = await sandbox.wait_for_bot_messages(fresh_lan_nguyen.id, 1)
     assert greeting["text"] == "Chào bạn"
-    await sandbox.send_text(lan.id, "Có trộm")
-    messages = await sandbox.wait_for_bot_messages(lan.id, 2)
+    await sandbox.send_text(fresh_lan_nguyen.id, "Có trộm")
+    messages = await sandbox.wait_for_bot_messages(fresh_lan_nguyen.id, 2)
     assert messages[-1]["text"] == "echo: Có trộm"
 
-    query_id = await sandbox.press_button(lan.id, lan.id, greeting["message_id"], "t:1:ack")
+    query_id = await sandbox.press_button(
+        fresh_lan_nguyen.id, fresh_lan_nguyen.id, greeting["message_id"], "t:1:ack"
+    )
     await sandbox.wait_idle()
     assert sandbox.callback_answer(query_id) == {"text": "Đã nhận", "show_alert": True}
-    assert sandbox.bot_messages(lan.id)[0]["text"] == "Đã tiếp nhận"
+    assert sandbox.bot_messages(fresh_lan_nguyen.id)[0]["text"] == "Đã tiếp nhận"
     with pytest.raises(ValueError, match="no button with callback_data 'forged'"):
-        await sandbox.press_button(lan.id, lan.id, greeting["message_id"], "forged")
+        await sandbox.press_button(
+            fresh_lan_nguyen.id, fresh_lan_nguyen.id, greeting["message_id"], "forged"
+        )
 
 
 async def test_answering_a_callback_twice_is_too_old(
-    sandbox: BotApiSandbox, bot: Bot, lan: SandboxUser
+    sandbox: BotApiSandbox, bot: Bot, fresh_lan_nguyen: SandboxUser
 ) -> None:
-    await sandbox.send_text(lan.id, "hi")
-    sent = await bot.send_message(lan.id, "x")
-    query_id = await sandbox.press_button(lan.id, lan.id, sent.message_id, "forged", check=False)
+    await sandbox.send_text(fresh_lan_nguyen.id, "hi")
+    sent = await bot.send_message(fresh_lan_nguyen.id, "x")
+    query_id = await sandbox.press_button(
+        fresh_lan_nguyen.id, fresh_lan_nguyen.id, sent.message_id, "forged", check=False
+    )
     assert await bot.answer_callback_query(query_id, "ok") is True
     with pytest.raises(BadRequest, match="Query is too old"):
         await bot.answer_callback_query(query_id)
@@ -213,12 +200,12 @@ async def test_answering_a_callback_twice_is_too_old(
 
 
 async def test_long_poll_receives_an_update_sent_after_it_started(
-    sandbox: BotApiSandbox, bot: Bot, lan: SandboxUser
+    sandbox: BotApiSandbox, bot: Bot, fresh_lan_nguyen: SandboxUser
 ) -> None:
     poll = asyncio.create_task(bot.get_updates(timeout=5))
     await asyncio.sleep(0.2)
     assert not poll.done()
-    await sandbox.send_text(lan.id, "muộn")
+    await sandbox.send_text(fresh_lan_nguyen.id, "muộn")
     updates = await asyncio.wait_for(poll, 2)
     assert updates[0].message and updates[0].message.text == "muộn"
     again = await bot.get_updates(offset=updates[0].update_id + 1, timeout=0)
@@ -237,10 +224,10 @@ async def test_two_pollers_conflict(sandbox: BotApiSandbox, bot: Bot) -> None:
 
 
 async def test_allowed_updates_filters_later_updates(
-    sandbox: BotApiSandbox, bot: Bot, lan: SandboxUser
+    sandbox: BotApiSandbox, bot: Bot, fresh_lan_nguyen: SandboxUser
 ) -> None:
     await bot.get_updates(timeout=0, allowed_updates=["callback_query"])
-    await sandbox.send_text(lan.id, "không giao")
+    await sandbox.send_text(fresh_lan_nguyen.id, "không giao")
     assert await bot.get_updates(timeout=0) == ()
 
 
@@ -264,7 +251,7 @@ async def test_group_privacy_mode(sandbox: BotApiSandbox, bot: Bot) -> None:
 
 
 async def test_webhook_posts_with_secret_and_retries(
-    sandbox: BotApiSandbox, bot: Bot, lan: SandboxUser
+    sandbox: BotApiSandbox, bot: Bot, fresh_lan_nguyen: SandboxUser
 ) -> None:
     received: list[tuple[str | None, dict[str, Any]]] = []
     answers = [500, 200, 200]
@@ -289,8 +276,8 @@ async def test_webhook_posts_with_secret_and_retries(
         await bot.set_webhook(f"http://127.0.0.1:{port}/hook", secret_token="s3cr-et_X")
         with pytest.raises(Conflict, match="webhook is active"):
             await bot.get_updates(timeout=0)
-        await sandbox.send_text(lan.id, "một")
-        await sandbox.send_text(lan.id, "hai")
+        await sandbox.send_text(fresh_lan_nguyen.id, "một")
+        await sandbox.send_text(fresh_lan_nguyen.id, "hai")
         await sandbox.wait_idle(settle=0)
         texts = [body["message"]["text"] for _, body in received]
         assert texts == ["một", "một", "hai"]  # the 500 was retried, order kept
@@ -305,17 +292,17 @@ async def test_webhook_posts_with_secret_and_retries(
 
 
 async def test_wait_idle_times_out_without_a_consumer(
-    sandbox: BotApiSandbox, lan: SandboxUser
+    sandbox: BotApiSandbox, fresh_lan_nguyen: SandboxUser
 ) -> None:
-    await sandbox.send_text(lan.id, "không ai đọc")
+    await sandbox.send_text(fresh_lan_nguyen.id, "không ai đọc")
     with pytest.raises(TimeoutError, match="1 updates pending"):
         await sandbox.wait_idle(timeout=0.3)
 
 
 async def test_wait_for_bot_messages_explains_a_timeout(
-    sandbox: BotApiSandbox, bot: Bot, lan: SandboxUser
+    sandbox: BotApiSandbox, bot: Bot, fresh_lan_nguyen: SandboxUser
 ) -> None:
-    await sandbox.send_text(lan.id, "hi")
-    await bot.send_message(lan.id, "một")
+    await sandbox.send_text(fresh_lan_nguyen.id, "hi")
+    await bot.send_message(fresh_lan_nguyen.id, "một")
     with pytest.raises(TimeoutError, match=r"bot sent 1 of 2 expected messages.*'một'"):
-        await sandbox.wait_for_bot_messages(lan.id, 2, timeout=0.2)
+        await sandbox.wait_for_bot_messages(fresh_lan_nguyen.id, 2, timeout=0.2)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 
 import pytest
 from PIL import Image
@@ -13,29 +12,6 @@ from telegram.error import BadRequest
 from bot.sandbox import BotApiSandbox, SandboxUser
 
 GPS_IFD = 0x8825
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[BotApiSandbox]:
-    sb = BotApiSandbox()
-    await sb.start()
-    yield sb
-    await sb.stop()
-
-
-@pytest.fixture
-async def bot(sandbox: BotApiSandbox) -> AsyncIterator[Bot]:
-    async with Bot(
-        sandbox.token, base_url=sandbox.base_url, base_file_url=sandbox.base_file_url
-    ) as client:
-        yield client
-
-
-@pytest.fixture
-async def lan(sandbox: BotApiSandbox) -> SandboxUser:
-    user = sandbox.create_user("Lan")
-    await sandbox.send_text(user.id, "/start")
-    return user
 
 
 def image(width: int, height: int, *, gps: bool = False, fmt: str = "JPEG") -> bytes:

@@ -16,14 +16,6 @@ from bot.sandbox import BotApiSandbox
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[BotApiSandbox]:
-    sb = BotApiSandbox()
-    await sb.start()
-    yield sb
-    await sb.stop()
-
-
-@pytest.fixture
 async def http(sandbox: BotApiSandbox) -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(base_url=sandbox.url) as session:
         yield session

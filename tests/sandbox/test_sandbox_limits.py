@@ -3,39 +3,13 @@
 from __future__ import annotations
 
 import datetime as dtm
-from collections.abc import AsyncIterator
 
 import pytest
 from telegram import Bot, BotCommand, BotCommandScopeAllGroupChats, InputMediaDocument
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
 
 from bot.sandbox import BotApiSandbox, RateLimits, SandboxUser
-
-
-async def started_sandbox(limits: RateLimits | None = None) -> BotApiSandbox:
-    sb = BotApiSandbox(limits=limits)
-    await sb.start()
-    return sb
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[BotApiSandbox]:
-    sb = await started_sandbox()
-    yield sb
-    await sb.stop()
-
-
-@pytest.fixture
-async def bot(sandbox: BotApiSandbox) -> AsyncIterator[Bot]:
-    async with Bot(sandbox.token, base_url=sandbox.base_url) as client:
-        yield client
-
-
-@pytest.fixture
-async def lan(sandbox: BotApiSandbox) -> SandboxUser:
-    user = sandbox.create_user("Lan")
-    await sandbox.send_text(user.id, "/start")
-    return user
+from tests.sandbox.conftest import started_sandbox
 
 
 def seconds(value: int | dtm.timedelta) -> float:
