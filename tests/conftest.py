@@ -158,10 +158,10 @@ async def world(sandbox: BotApiSandbox, sqlite_url: str, tmp_path: Path) -> Asyn
     runtime = TiplineRuntime(
         settings, BotEndpoint(sandbox.token, sandbox.url), TEST_SECRET_KEY.encode()
     )
-    await runtime.start()
-    assert runtime.services is not None
-    await link_demo_groups(runtime.services.linking, demo)
     try:
+        await runtime.start()
+        assert runtime.services is not None
+        await link_demo_groups(runtime.services.linking, demo)
         yield World(sandbox, runtime, demo)
     finally:
         await runtime.stop()

@@ -42,10 +42,10 @@ async def hooked(
     runtime = TiplineRuntime(
         settings, BotEndpoint(sandbox.token, sandbox.url), TEST_SECRET_KEY.encode()
     )
-    await runtime.start()
-    assert runtime.services is not None
-    await link_demo_groups(runtime.services.linking, demo)
     try:
+        await runtime.start()
+        assert runtime.services is not None
+        await link_demo_groups(runtime.services.linking, demo)
         yield World(sandbox, runtime, demo), url
     finally:
         await runtime.stop()
