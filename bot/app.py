@@ -175,8 +175,12 @@ class TiplineRuntime:
         log.info("bot started", extra={"mode": "webhook" if webhook_mode else "polling"})
 
     async def stop(self) -> None:
+        """Reverse order of start: stop taking updates in, finish what is in flight, close."""
         if self.services is not None:
             await self.services.outbox.stop()
+        if self.web is not None:  # no webhook update may enter the queue once it is closing
+            await self.web.stop()
+            self.web = None
         application = self.application
         if application is not None:
             if application.updater is not None and application.updater.running:
@@ -184,8 +188,6 @@ class TiplineRuntime:
             if application.running:
                 await application.stop()
             await application.shutdown()
-        if self.web is not None:
-            await self.web.stop()
         if self.services is not None:
             await self.services.db.close()
         log.info("bot stopped")

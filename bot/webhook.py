@@ -58,6 +58,8 @@ class WebhookInbox:
         except IntegrityError:
             log.info("duplicate webhook update ignored", extra={"update_id": update_id})
             return False
+        if not self._application.running:
+            return True  # stored: queued again at the next start (see attach)
         await self._enqueue(payload)
         return True
 

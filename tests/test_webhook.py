@@ -4,6 +4,7 @@ secret header; we persist first, answer 200, dedupe by update_id and reject stra
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from bot.app import BotEndpoint, TiplineRuntime
 from bot.sandbox import BotApiSandbox
 from bot.sandbox_mode import DemoWorld, link_demo_groups, seed_demo
 from bot.web import SECRET_HEADER, WEBHOOK_PATH
+from storage.db import Database
 from storage.models import InboundUpdate
 from tests.conftest import TEST_SECRET_KEY, World, make_settings
 
@@ -97,3 +99,39 @@ async def test_a_redelivered_update_is_handled_once(hooked: tuple[World, str]) -
     await world.sandbox.wait_for_bot_messages(resident.id, before + 1)
     await asyncio.sleep(0.5)
     assert len(world.sandbox.bot_messages(resident.id)) == before + 1
+
+
+async def test_an_update_stored_before_a_crash_is_handled_after_restart(
+    hooked: tuple[World, str]
+) -> None:
+    """Persist first, then 200: an update stored but never processed (the process died)
+    is processed at the next start."""
+    world, _url = hooked
+    resident = world.demo.residents[1]
+    await world.exchange(resident, "/start")
+    await world.runtime.stop()
+    update = {
+        "update_id": 424242,
+        "message": {
+            "message_id": 998, "date": 1_790_000_000, "text": "/help",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
+            "chat": {"id": resident.id, "type": "private", "first_name": resident.first_name},
+            "from": {"id": resident.id, "is_bot": False, "first_name": resident.first_name,
+                     "language_code": "en"},
+        },
+    }
+    db = Database(world.runtime.settings.database_url)
+    async with db.transaction() as session:
+        session.add(InboundUpdate(update_id=424242, payload=json.dumps(update)))
+    await db.close()
+    before = len(world.sandbox.bot_messages(resident.id))
+    await world.runtime.start()
+    [reply] = (await world.sandbox.wait_for_bot_messages(resident.id, before + 1))[before:]
+    assert reply["text"].startswith("What you can do here:")
+    for _ in range(100):  # marked handled once every handler group has run
+        async with world.services.db.session() as session:
+            row = await session.get(InboundUpdate, 424242)
+        if row is not None and row.handled_at is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert row is not None and row.handled_at is not None and row.payload is None
