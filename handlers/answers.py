@@ -12,7 +12,7 @@ from bot.context import TiplineContext
 from bot.domain.photos import MAX_INPUT_BYTES, PhotoRejected, sanitise_photo
 from bot.domain.triage import ReporterAnswer
 from handlers.common import pseudonym_of, resident_texts
-from handlers.intake import photo_refusal
+from handlers.intake import photo_refusal, sendable_shape
 
 log = logging.getLogger(__name__)
 MAX_ANSWER = 3000
@@ -59,6 +59,9 @@ async def relay_picture(
         photo = await asyncio.to_thread(sanitise_photo, data)
     except PhotoRejected as rejected:
         await message.reply_text(photo_refusal(rejected.reason, _))
+        return
+    if not sendable_shape(photo):
+        await message.reply_text(photo_refusal("shape", _))
         return
     caption = (message.caption or "").strip()[:MAX_ANSWER] or None
     await context.services.triage.reporter_answer(

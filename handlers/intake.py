@@ -20,7 +20,7 @@ from telegram.constants import ParseMode
 
 from bot.context import TELEGRAM, TiplineContext
 from bot.domain.intake import DraftView, IntakeError, Step
-from bot.domain.photos import MAX_INPUT_BYTES, PhotoRejected, sanitise_photo
+from bot.domain.photos import MAX_INPUT_BYTES, PhotoRejected, SanitisedPhoto, sanitise_photo
 from bot.domain.sealing import ReplyAddress
 from bot.i18n import Gettext
 from handlers import answers
@@ -28,6 +28,7 @@ from handlers.common import pseudonym_of, resident_language, resident_texts
 
 log = logging.getLogger(__name__)
 
+MAX_ASPECT_RATIO = 20  # Bot API sendPhoto refuses longer/narrower pictures
 PHOTO_ACK_DELAY_SECONDS = 1.2  # one acknowledgement per album, not one per picture
 SEARCH_RESULTS = 5
 IMAGE_MIME_TYPES = {"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"}
@@ -381,6 +382,9 @@ async def _attach_picture(
         telegram_file = await context.bot.get_file(file_id)
         data = bytes(await telegram_file.download_as_bytearray())
         photo = await asyncio.to_thread(sanitise_photo, data)
+        if not sendable_shape(photo):
+            await message.reply_text(photo_refusal("shape", _))
+            return
         count = await intake.add_photo(pseudonym, photo, order=message.message_id)
     except PhotoRejected as rejected:
         log.info("picture refused", extra={"status": rejected.reason})
@@ -390,6 +394,10 @@ async def _attach_picture(
         await message.reply_text(refusal(error, _))
         return
     _schedule_photo_ack(context, pseudonym, message.chat_id, language, count)
+
+
+def sendable_shape(photo: SanitisedPhoto) -> bool:
+    return max(photo.width, photo.height) <= MAX_ASPECT_RATIO * min(photo.width, photo.height)
 
 
 def _schedule_photo_ack(
@@ -462,6 +470,8 @@ def photo_refusal(reason: str, _: Gettext) -> str:
                   "smaller picture. It was not added."),
         "corrupt": _("This picture could not be read (the file seems damaged). Please send "
                      "another one. It was not added."),
+        "shape": _("This picture is too long and narrow to be shown. Please crop it and send it "
+                   "again. It was not added."),
         "heic_unavailable": _("HEIC files cannot be read here yet. Please send the picture as "
                               "a photo (not as a file). It was not added."),
     }

@@ -257,6 +257,8 @@ async def test_bad_pictures_are_refused_politely_and_nothing_changes(world: Worl
     await write_tip(world, resident, text="Scam calls pretending to be the police.")
     bomb = io.BytesIO()
     Image.new("1", (20000, 20000)).save(bomb, "PNG")
+    panorama = io.BytesIO()
+    Image.new("RGB", (4200, 200), "gray").save(panorama, "PNG")
     cases = [
         # image01137.jpg's pixels are fine (only its metadata is broken, see test_photos):
         # a truncated copy is the malformed JPEG a resident's phone could really send
@@ -266,6 +268,8 @@ async def test_bad_pictures_are_refused_politely_and_nothing_changes(world: Worl
          "This picture has too many pixels to be processed safely."),
         (b"%PDF-1.4 not a picture", "doc.pdf", "application/pdf",
          "Only pictures can be attached (JPEG, PNG, WebP or HEIC)."),
+        (panorama.getvalue(), "wide.png", "image/png",  # sendPhoto takes aspect ratio <= 20
+         "This picture is too long and narrow to be shown."),
     ]
     for data, name, mime, expected in cases:
         before = len(world.sandbox.bot_messages(resident.id))
