@@ -257,11 +257,30 @@ def test_camera_metadata_and_gps_are_stripped(name: str, secrets: tuple[bytes, .
     assert_no_metadata(result, *secrets)
 
 
-def test_jolla_8mp_is_downscaled_to_long_side_2560() -> None:
+def test_jolla_8mp_takes_the_half_scale_fast_path_by_default() -> None:
+    """3264 px / 2 = 1632 px lies between MIN_SIDE and MAX_SIDE: libjpeg decodes at half
+    scale and no resize is needed."""
+    original = fixture_bytes("jolla.jpg")
+    result = sanitise_photo(original)
+    assert (result.width, result.height) == (1632, 1224)
+    out = assert_no_metadata(result, b"Jolla")
+    reference = Image.open(io.BytesIO(original)).resize((1632, 1224), Image.Resampling.LANCZOS)
+    assert mean_abs_diff(out, reference) < 3
+
+
+def test_a_2600px_jpeg_is_not_halved_below_min_side() -> None:
+    source = Image.new("RGB", (2600, 1950), "white")
+    buffer = io.BytesIO()
+    source.save(buffer, "JPEG")
+    result = sanitise_photo(buffer.getvalue())
+    assert (result.width, result.height) == (2560, 1920)  # 1300 px would be below MIN_SIDE
+
+
+def test_jolla_8mp_is_downscaled_to_long_side_2560_when_asked() -> None:
     original = fixture_bytes("jolla.jpg")
     assert Image.open(io.BytesIO(original)).size == (3264, 2448)
 
-    result = sanitise_photo(original)
+    result = sanitise_photo(original, min_side=MAX_SIDE)
 
     assert (result.width, result.height) == (2560, 1920)
     out = assert_no_metadata(result, b"Jolla")

@@ -71,6 +71,12 @@ MAX_PIXELS: Final = 50_000_000
 # ~0.3-1 MB as a q85 JPEG, far inside sendPhoto's limits (10 MB, width + height <= 10000;
 # Bot API). Note sendPhoto also wants an aspect ratio <= 20: callers check width/height.
 MAX_SIDE: Final = 2560
+# JPEG fast path: libjpeg decodes at 1/2, 1/4 or 1/8 scale for a fraction of the cost of
+# a full decode + resize. When such a scale lands between MIN_SIDE and MAX_SIDE we take it
+# as is (an 8 MP phone photo, 3264 px, comes out at 1632 px in ~30 ms instead of 2560 px in
+# ~150 ms). 1536 px stays above what Telegram itself keeps of a photo (1280 px). Pass
+# min_side=max_side to always get the full MAX_SIDE.
+MIN_SIDE: Final = 1536
 
 SourceFormat = Literal["JPEG", "PNG", "WEBP", "HEIF"]
 
@@ -274,6 +280,7 @@ def sanitise_photo(
     data: bytes,
     *,
     max_side: int = MAX_SIDE,
+    min_side: int = MIN_SIDE,
     max_bytes: int = MAX_INPUT_BYTES,
     max_pixels: int = MAX_PIXELS,
     quality: int = 85,
@@ -303,7 +310,7 @@ def sanitise_photo(
 
     # Parsing and decoding resident data: every failure here is the upload's fault.
     try:
-        decoded = _decode(data, kind, max_side, max_pixels)
+        decoded = _decode(data, kind, max_side, min(min_side, max_side), max_pixels)
     except PhotoRejected:
         raise
     except Image.DecompressionBombError as exc:
@@ -344,7 +351,9 @@ def _pixel_limit(max_pixels: int) -> int:
     return max_pixels
 
 
-def _decode(data: bytes, kind: str, max_side: int, max_pixels: int) -> _Decoded:
+def _decode(
+    data: bytes, kind: str, max_side: int, min_side: int, max_pixels: int
+) -> _Decoded:
     if kind == "HEIF":
         _check_isobmff_boxes(data)
     # Image.open reads the header only; `formats` limits Pillow to the sniffed,
@@ -369,6 +378,7 @@ def _decode(data: bytes, kind: str, max_side: int, max_pixels: int) -> _Decoded:
     orientation = _orientation(im)
     target = _target_size(width, height, max_side)  # stored orientation
     if fmt == "JPEG" and target != (width, height):
+        target = _dct_scaled_size(width, height, max_side, min_side) or target
         # Decode with libjpeg's DCT scaling (1/2, 1/4, 1/8): Pillow picks the smallest
         # scale still at least `target`, so the resize afterwards only ever shrinks.
         im.draft(im.mode, target)
@@ -458,6 +468,18 @@ def _orientation(im: Image.Image) -> int:
         log.debug("unreadable EXIF, orientation ignored", exc_info=True)
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _dct_scaled_size(
+    width: int, height: int, max_side: int, min_side: int
+) -> tuple[int, int] | None:
+    """The size of the largest 1/2, 1/4 or 1/8 DCT-scaled decode whose long side fits in
+    [min_side, max_side], if any (libjpeg rounds scaled dimensions up)."""
+    for denominator in (2, 4, 8):
+        scaled = (-(-width // denominator), -(-height // denominator))
+        if max(scaled) <= max_side:
+            return scaled if max(scaled) >= min_side else None
+    return None
 
 
 def _target_size(width: int, height: int, max_side: int) -> tuple[int, int]:
