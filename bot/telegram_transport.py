@@ -29,7 +29,11 @@ from bot.domain.outbox import Buttons, ChatGone, ChatMoved, RetryLater
 from bot.domain.sealing import ReplyAddress
 
 T = TypeVar("T")
-GONE_DESCRIPTIONS = ("chat not found", "bot was kicked", "not enough rights", "have no rights")
+GONE_DESCRIPTIONS = ("chat not found", "bot was kicked", "group chat was deactivated")
+# the bot is still there but may not post (e.g. media restricted): an admin can fix that,
+# so wait rather than route the tip away for good
+RIGHTS_DESCRIPTIONS = ("not enough rights", "have no rights")
+RIGHTS_RETRY_SECONDS = 300.0
 
 
 class TelegramTransport:
@@ -43,7 +47,7 @@ class TelegramTransport:
         message = await _mapped(lambda: self._bot.send_message(
             chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=_reply(reply_to),
             reply_markup=keyboard(buttons),
-        ))
+        ), chat_id)
         return message.message_id
 
     async def edit_html(
@@ -53,7 +57,7 @@ class TelegramTransport:
             await _mapped(lambda: self._bot.edit_message_text(
                 text, chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML,
                 reply_markup=keyboard(buttons),
-            ))
+            ), chat_id)
         except BadRequest as error:
             if "message is not modified" in error.message.lower():
                 return  # already shows this: done
@@ -64,7 +68,8 @@ class TelegramTransport:
     async def send_to_reporter(self, address: ReplyAddress, text: str) -> int:
         if address.platform != TELEGRAM:
             raise ChatGone(f"no transport for platform {address.platform!r}")
-        message = await _mapped(lambda: self._bot.send_message(int(address.chat_id), text))
+        chat_id = int(address.chat_id)
+        message = await _mapped(lambda: self._bot.send_message(chat_id, text), chat_id)
         return message.message_id
 
     async def send_photos(
@@ -79,13 +84,13 @@ class TelegramTransport:
                 message = await _mapped(functools.partial(
                     self._bot.send_photo, chat_id, data, caption=caption,
                     reply_parameters=_reply(reply_to),
-                ))
+                ), chat_id)
                 ids.append(message.message_id)
                 continue
             media = [InputMediaPhoto(data, caption=caption) for data, caption in batch]
             messages = await _mapped(functools.partial(
                 self._bot.send_media_group, chat_id, media, reply_parameters=_reply(reply_to)
-            ))
+            ), chat_id)
             ids.extend(m.message_id for m in messages)
         return ids
 
@@ -94,7 +99,7 @@ class TelegramTransport:
     ) -> int:
         message = await _mapped(lambda: self._bot.send_location(
             chat_id, latitude=latitude, longitude=longitude, reply_parameters=_reply(reply_to)
-        ))
+        ), chat_id)
         return message.message_id
 
 
@@ -113,7 +118,7 @@ def _reply(message_id: int | None) -> ReplyParameters | None:
     return ReplyParameters(message_id=message_id, allow_sending_without_reply=True)
 
 
-async def _mapped(call: Callable[[], Awaitable[T]]) -> T:
+async def _mapped(call: Callable[[], Awaitable[T]], chat_id: int) -> T:
     try:
         return await call()
     except RetryAfter as error:
@@ -122,12 +127,14 @@ async def _mapped(call: Callable[[], Awaitable[T]]) -> T:
             seconds.total_seconds() if hasattr(seconds, "total_seconds") else seconds
         )) from error
     except ChatMigrated as error:
-        raise ChatMoved(error.new_chat_id) from error
+        raise ChatMoved(chat_id, error.new_chat_id) from error
     except Forbidden as error:
         raise ChatGone(error.message) from error
     except BadRequest as error:
         if any(text in error.message.lower() for text in GONE_DESCRIPTIONS):
             raise ChatGone(error.message) from error
+        if any(text in error.message.lower() for text in RIGHTS_DESCRIPTIONS):
+            raise RetryLater(f"no rights: {error.message}", RIGHTS_RETRY_SECONDS) from error
         raise
     except (TimedOut, NetworkError) as error:  # includes 5xx answers
         raise RetryLater(f"{type(error).__name__}: {error.message}") from error

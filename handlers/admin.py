@@ -55,7 +55,8 @@ async def link(update: Update, context: TiplineContext) -> None:
     args = [a.lower() for a in context.args or []]
     scope: Scope = "province" if args[:1] in (["province"], ["tinh"], ["tỉnh"]) else "commune"
     code_text = args[1] if scope == "province" and len(args) == 2 else args[0] if args else ""
-    if not code_text.isdigit() or len(args) > (2 if scope == "province" else 1):
+    well_formed = code_text.isascii() and code_text.isdigit() and len(code_text) <= 9
+    if not well_formed or len(args) > (2 if scope == "province" else 1):
         await message.reply_text(
             _("Usage: /link <commune code> or /link province <province code>. "
               "Find a code with /find <name>.")

@@ -187,7 +187,7 @@ async def on_button(update: Update, context: TiplineContext) -> None:
     chat_id = query.message.chat.id
     try:
         match parts:
-            case ["d", "c", code] if code.isdigit():
+            case ["d", "c", code] if code.isascii() and code.isdigit():
                 view = await intake.choose_commune(pseudonym, int(code))
             case ["d", "cc"]:
                 view = await intake.change_commune(pseudonym)

@@ -137,7 +137,7 @@ async def _change(
         if action == "transfer" and choice == "province":
             await triage.transfer(tip.id, officer, to_commune=None)
             answer = _("Tip {code} was sent up to the province group.")
-        elif action == "xc" and choice is not None and choice.isdigit():
+        elif action == "xc" and choice is not None and choice.isascii() and choice.isdigit():
             await triage.transfer(tip.id, officer, to_commune=int(choice))
             answer = _("Tip {code} was transferred.")
         elif action in ("ack", "verify", "done", "invalid") and (
@@ -186,9 +186,12 @@ async def _force_reply_prompt(
     context: TiplineContext, card: Message, tip: Tip, officer: Officer, purpose: str, text: str
 ) -> None:
     assert tip.id is not None
+    # the mention is what makes a selective ForceReply open the reply box for this officer
+    mention = f'<a href="tg://user?id={officer.id}">{html.escape(officer.name)}</a>'
     prompt = await context.bot.send_message(
         card.chat.id,
-        text.format(officer=officer.name, code=tip.code),
+        html.escape(text).format(officer=mention, code=tip.code),
+        parse_mode=ParseMode.HTML,
         reply_markup=ForceReply(selective=True, input_field_placeholder="…"),
         reply_parameters=ReplyParameters(card.message_id, allow_sending_without_reply=True),
     )
@@ -213,10 +216,18 @@ async def on_group_reply(update: Update, context: TiplineContext) -> None:
     replied = message.reply_to_message.message_id
     prompt = await triage.prompt(message.chat.id, replied)
     if prompt is not None:
+        if prompt.officer_id != user.id:
+            await message.reply_text(
+                _("Only the officer who pressed the button can answer this request.")
+            )
+            return
         prompted = await triage.tip(prompt.tip_id)
         if not await triage.may_act(prompted, user.id):
             await triage.record_refusal(prompt.tip_id, prompt.purpose)
             return
+        assert prompt.id is not None
+        if not await triage.consume_prompt(prompt.id):
+            return  # answered already (a second reply must not send a second question)
         await _answer_prompt(message, context, prompted, prompt.purpose, text, officer_of(user))
         return
     carded = await triage.card_tip(message.chat.id, replied)

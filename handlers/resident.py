@@ -14,8 +14,9 @@ from handlers.keyboards import LANGUAGE_CALLBACK_PREFIX, language_keyboard, main
 
 def deep_link_commune(args: list[str] | None) -> int | None:
     """``/start c2998`` (from a QR poster) -> 2998; anything else -> None."""
-    if args and len(args) == 1 and args[0].startswith("c") and args[0][1:].isdigit():
-        return int(args[0][1:])
+    digits = args[0][1:] if args and len(args) == 1 and args[0].startswith("c") else ""
+    if digits.isascii() and digits.isdigit() and len(digits) <= 9:
+        return int(digits)
     return None
 
 

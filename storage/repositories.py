@@ -6,7 +6,7 @@ from sqlalchemy import delete, update
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import GroupLink, Resident, utcnow
+from storage.models import GroupLink, RelayMessage, Resident, Tip, TipCard, utcnow
 
 
 async def link_by_chat(session: AsyncSession, *, chat_id: int) -> GroupLink | None:
@@ -29,8 +29,21 @@ async def add_link(session: AsyncSession, link: GroupLink) -> GroupLink:
 
 
 async def move_link_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id: int) -> int:
+    """A group became a supergroup: everything that points at its chat id follows it
+    (its link, its live cards, its open prompts, its tips' queue). Returns links moved."""
     result = await session.exec(
         update(GroupLink).where(GroupLink.chat_id == old_chat_id).values(chat_id=new_chat_id)  # type: ignore[arg-type]
+    )
+    await session.exec(
+        update(TipCard).where(TipCard.chat_id == old_chat_id).values(chat_id=new_chat_id)  # type: ignore[arg-type]
+    )
+    await session.exec(
+        update(RelayMessage)
+        .where(RelayMessage.side == "group", RelayMessage.key == str(old_chat_id))  # type: ignore[arg-type]
+        .values(key=str(new_chat_id))
+    )
+    await session.exec(
+        update(Tip).where(Tip.queue_chat_id == old_chat_id).values(queue_chat_id=new_chat_id)  # type: ignore[arg-type]
     )
     return int(result.rowcount or 0)
 

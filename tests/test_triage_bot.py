@@ -405,6 +405,10 @@ async def test_unreachable_tipster_is_reported_to_the_officer(world: World) -> N
     assert warning["text"].startswith(f"⚠️ Không thể liên lạc với Người báo tin #{tip.id}")
     assert warning["reply_to_message"]["message_id"] == card["message_id"]
     await until(lambda: _events_include(world, tip, "reporter_unreachable", 1))
+    await asyncio.sleep(0.5)
+    assert (await events_of(world, tip)).count("reporter_unreachable") == 1
+    warnings = [m for m in world.sandbox.bot_messages(group) if m["text"].startswith("⚠️")]
+    assert len(warnings) == 1
 
 
 async def test_queue_lists_open_tips_urgent_first(world: World) -> None:
@@ -456,3 +460,72 @@ def _assert_no_identity_in_groups(world: World) -> None:
     for needle in needles:
         assert needle not in dump, needle
     assert "forward_origin" not in dump and "external_reply" not in dump
+
+
+# --- delivery edge cases found in review ---------------------------------------------------
+
+
+async def _outbox_settled(world: World) -> bool:
+    from storage.models import OutboxMessage
+
+    async with world.services.db.session() as session:
+        rows = (await session.exec(select(OutboxMessage))).all()
+    return all(r.status != "pending" for r in rows)
+
+
+async def test_card_edits_follow_a_group_that_became_a_supergroup(world: World) -> None:
+    from storage.models import TipCard
+
+    tip, _card = await delivered_tip(world)
+    assert tip.id is not None
+    new_id = await world.sandbox.migrate_to_supergroup(world.demo.commune_group.id)
+    await world.services.triage.act(tip.id, Action.ACK, Officer(world.demo.officer.id, "Bình"))
+    world.services.outbox.wake()
+    await until(lambda: _outbox_settled(world), timeout=10)
+    async with world.services.db.session() as session:
+        cards = (await session.exec(select(TipCard).where(TipCard.tip_id == tip.id))).all()
+        moved = await session.get(Tip, tip.id)
+    assert [c.chat_id for c in cards] == [new_id]
+    assert moved is not None and moved.queue_chat_id == new_id
+    assert (await world.services.linking.where(chat_id=new_id)) is not None
+
+
+async def test_a_tips_messages_keep_their_order_when_one_must_wait(world: World) -> None:
+    tip, card = await delivered_tip(world)
+    resident = world.demo.residents[0]
+    assert tip.id is not None
+    busy = "Too Many Requests: retry after 1"
+    world.sandbox.inject_errors("sendMessage", [(429, busy, 1), (429, busy, 1)])
+    officer = Officer(world.demo.officer.id, "Bình")
+    await world.services.triage.act(tip.id, Action.ACK, officer)
+    world.services.outbox.wake()
+    await asyncio.sleep(0.3)  # the "taken up" notice is now waiting for its retry
+    await world.services.triage.act(tip.id, Action.DONE, officer, choice="admin")
+    world.services.outbox.wake()
+    await until(lambda: _outbox_settled(world), timeout=15)
+    notices = [m["text"] for m in world.sandbox.bot_messages(resident.id)
+               if m["text"].startswith(f"Tin báo {tip.code} của bạn")]
+    assert len(notices) == 2
+    assert "tiếp nhận" in notices[0] and "xử lý xong" in notices[1]
+
+
+async def test_a_prompt_is_answered_once_and_only_by_its_officer(world: World) -> None:
+    tip, card = await delivered_tip(world)
+    officer, admin, resident = world.demo.officer, world.demo.admin, world.demo.residents[0]
+    group = world.demo.commune_group.id
+    await world.press(officer, card, f"t:{tip.id}:ack")
+    await card_shows(world, card, "Đã tiếp nhận")
+    before = len(world.sandbox.bot_messages(group))
+    await world.press(officer, current(world, card), f"t:{tip.id}:ask")
+    [prompt] = (await world.sandbox.wait_for_bot_messages(group, before + 1))[before:]
+    assert any(e["type"] == "text_mention" and e["user"]["id"] == officer.id
+               for e in prompt.get("entities", []))
+    other = await _reply_in_group(world, admin, group, prompt, "Câu hỏi của người khác")
+    assert other["text"] == "Chỉ cán bộ đã bấm nút mới trả lời được yêu cầu này."
+    first = await _reply_in_group(world, officer, group, prompt, "Câu hỏi thứ nhất")
+    assert first["text"].startswith("✅ Đã gửi câu hỏi")
+    await world.sandbox.send_text(officer.id, "Câu hỏi lặp lại", chat_id=group,
+                                  reply_to_message_id=prompt["message_id"])
+    await asyncio.sleep(0.5)
+    questions = [m for m in world.sandbox.bot_messages(resident.id) if m["text"].startswith("❓")]
+    assert len(questions) == 1 and "Câu hỏi thứ nhất" in questions[0]["text"]

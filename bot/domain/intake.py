@@ -149,19 +149,22 @@ class IntakeService:
         if self._directory.commune(commune_code) is None:
             raise IntakeError("unknown_commune")
         return await self._update(
-            pseudonym, None, commune_code=commune_code, step=Step.CATEGORY
+            pseudonym, (Step.COMMUNE, Step.CATEGORY), commune_code=commune_code,
+            step=Step.CATEGORY,
         )
 
     async def change_commune(self, pseudonym: str) -> DraftView:
-        return await self._update(pseudonym, None, step=Step.COMMUNE)
+        return await self._update(pseudonym, (Step.CATEGORY,), step=Step.COMMUNE)
 
     async def choose_category(self, pseudonym: str, key: str) -> DraftView:
         if self._categories.get(key) is None:
             raise IntakeError("unknown_category")
-        return await self._update(pseudonym, Step.CATEGORY, category=key, step=Step.URGENCY)
+        return await self._update(pseudonym, (Step.CATEGORY,), category=key, step=Step.URGENCY)
 
     async def set_urgency(self, pseudonym: str, urgent: bool) -> DraftView:
-        return await self._update(pseudonym, Step.URGENCY, urgent=urgent, step=Step.DESCRIPTION)
+        return await self._update(
+            pseudonym, (Step.URGENCY,), urgent=urgent, step=Step.DESCRIPTION
+        )
 
     async def add_text(self, pseudonym: str, text: str) -> DraftView:
         """The description; more text while attaching is appended to it."""
@@ -201,7 +204,7 @@ class IntakeService:
         if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
             raise IntakeError("bad_location")
         return await self._update(
-            pseudonym, Step.ATTACHMENTS, latitude=latitude, longitude=longitude
+            pseudonym, (Step.ATTACHMENTS,), latitude=latitude, longitude=longitude
         )
 
     async def remember_location(
@@ -210,10 +213,10 @@ class IntakeService:
         """A location shared to pick the commune is kept as the incident's place too."""
         if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
             raise IntakeError("bad_location")
-        return await self._update(pseudonym, None, latitude=latitude, longitude=longitude)
+        return await self._update(pseudonym, (), latitude=latitude, longitude=longitude)
 
     async def finish_attachments(self, pseudonym: str) -> DraftView:
-        return await self._update(pseudonym, Step.ATTACHMENTS, step=Step.REVIEW)
+        return await self._update(pseudonym, (Step.ATTACHMENTS,), step=Step.REVIEW)
 
     async def cancel(self, pseudonym: str) -> bool:
         async with self._db.transaction() as session:
@@ -350,9 +353,12 @@ class IntakeService:
             raise IntakeError("wrong_step", step=draft.step)
         return draft
 
-    async def _update(self, pseudonym: str, expected: Step | None, **values: object) -> DraftView:
+    async def _update(
+        self, pseudonym: str, expected: tuple[Step, ...], **values: object
+    ) -> DraftView:
+        """Change the draft if it is at one of the ``expected`` steps (any step if empty)."""
         async with self._db.transaction() as session:
-            draft = await self._require(session, pseudonym, *([expected] if expected else []))
+            draft = await self._require(session, pseudonym, *expected)
             for name, value in values.items():
                 setattr(draft, name, value)
             return await self._touch(session, draft)

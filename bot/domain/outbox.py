@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 import logging
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import update
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from bot.domain.cards import CardRenderer, photo_caption
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=2)  # a claimed row is retried after this if its worker died
 MAX_BACKOFF_SECONDS = 300.0
+MAX_ATTEMPTS = 12  # for edits, notices and relays (~30 min of back-off); cards never give up
 NO_DESTINATION_RETRY_SECONDS = 60.0
 
 
@@ -63,8 +66,9 @@ class ChatGone(DeliveryError):
 
 
 class ChatMoved(DeliveryError):
-    def __init__(self, new_chat_id: int) -> None:
+    def __init__(self, old_chat_id: int, new_chat_id: int) -> None:
         super().__init__(f"chat moved to {new_chat_id}")
+        self.old_chat_id = old_chat_id
         self.new_chat_id = new_chat_id
 
 
@@ -121,6 +125,8 @@ class OutboxWorker:
         self._batch_size = batch_size
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[int]] = set()
+        self._busy_tips: set[int | None] = set()
         self.stats = OutboxStats()
 
     def wake(self) -> None:
@@ -138,56 +144,92 @@ class OutboxWorker:
         self._task = asyncio.create_task(self._run(), name="outbox-worker")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        """Stop sending; a row cut off mid-send is retried after its lease (at least once)."""
+        tasks = [t for t in (self._task, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._task = None
+        self._tasks.clear()
+        self._busy_tips.clear()
 
     async def _run(self) -> None:
         while True:
             try:
-                busy = await self.drain()
+                self._schedule(await self._due_heads())
             except Exception:
                 log.exception("outbox pass failed")
-                busy = 0
-            if busy:
-                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
             self._wakeup.clear()
 
     async def drain(self) -> int:
-        """Process the rows due now; return how many were attempted."""
-        async with self._db.session() as session:
-            due = (await session.exec(
-                select(OutboxMessage.id, OutboxMessage.tip_id).where(
-                    col(OutboxMessage.status) == "pending",
-                    col(OutboxMessage.next_attempt_at) <= utcnow(),
-                ).order_by(col(OutboxMessage.id)).limit(self._batch_size)
-            )).all()
-        by_tip: dict[int | None, list[int]] = {}
-        for row_id, tip_id in due:
-            if row_id is not None:
-                by_tip.setdefault(tip_id, []).append(row_id)
-        # one tip's messages in order (card before its refresh, "acknowledged" before
-        # "processed"); different tips side by side
-        results = await asyncio.gather(*(self._process_in_order(ids) for ids in by_tip.values()))
-        return sum(results)
+        """Process everything due now and wait for it (tests, tools); returns rows tried."""
+        tried = 0
+        while heads := [h for h in await self._due_heads() if h[1] not in self._busy_tips]:
+            results = await asyncio.gather(*(self._process_tip(key) for _id, key in heads))
+            tried += sum(results)
+            if not any(results):
+                break
+        return tried
 
-    async def _process_in_order(self, row_ids: list[int]) -> int:
-        done = 0
-        for row_id in row_ids:
-            attempted = await self._process(row_id)
-            done += attempted
-            if attempted and not await self._was_sent(row_id):
-                break  # a later message of this tip waits for the earlier one
-        return done
+    async def _due_heads(self) -> list[tuple[int, int | None]]:
+        """The first pending row of each tip, when due: a tip's messages go out in order
+        (its card before the card's refresh, "acknowledged" before "processed"), even when
+        an earlier one is waiting for a retry. Urgent tips first."""
+        earlier = aliased(OutboxMessage)
+        earlier_pending = select(earlier.id).where(
+            col(earlier.tip_id) == col(OutboxMessage.tip_id), col(earlier.status) == "pending",
+            col(earlier.id) < col(OutboxMessage.id),
+        ).exists()
+        async with self._db.session() as session:
+            rows = (await session.exec(
+                select(OutboxMessage.id, OutboxMessage.tip_id)
+                .outerjoin(Tip, col(Tip.id) == col(OutboxMessage.tip_id))
+                .where(col(OutboxMessage.status) == "pending",
+                       col(OutboxMessage.next_attempt_at) <= utcnow(), ~earlier_pending)
+                .order_by(col(Tip.urgent).desc(), col(OutboxMessage.id))
+                .limit(self._batch_size)
+            )).all()
+        return [(row_id, tip_id) for row_id, tip_id in rows if row_id is not None]
+
+    def _schedule(self, heads: list[tuple[int, int | None]]) -> None:
+        """One task per tip, not waiting for a whole batch: a slow group (20 msg/min) does
+        not hold up the others."""
+        for _row_id, tip_id in heads:
+            if tip_id in self._busy_tips:
+                continue
+            self._busy_tips.add(tip_id)
+            task = asyncio.create_task(self._process_tip(tip_id), name="outbox-tip")
+            self._tasks.add(task)
+            task.add_done_callback(self._tip_done)
+
+    def _tip_done(self, task: asyncio.Task[int]) -> None:
+        self._tasks.discard(task)
+        self.wake()  # look for the next row of that tip, or other work
+
+    async def _process_tip(self, tip_id: int | None) -> int:
+        """Send this tip's due rows in order, stopping at the first that must wait."""
+        self._busy_tips.add(tip_id)
+        tried = 0
+        try:
+            while True:
+                heads = [h for h in await self._due_heads() if h[1] == tip_id]
+                if not heads:
+                    return tried
+                row_id = heads[0][0]
+                tried += await self._process(row_id)
+                if not await self._was_sent(row_id) or tip_id is None:
+                    return tried
+        finally:
+            self._busy_tips.discard(tip_id)
 
     async def _was_sent(self, row_id: int) -> bool:
         async with self._db.session() as session:
             row = await session.get(OutboxMessage, row_id)
-        return row is not None and row.status == "sent"
+        return row is not None and row.status != "pending"
 
     async def _process(self, row_id: int) -> int:
         async with self._concurrency:
@@ -218,6 +260,9 @@ class OutboxWorker:
             return await session.get(OutboxMessage, row_id)
 
     async def _reschedule(self, row: OutboxMessage, reason: str, seconds: float | None) -> None:
+        if row.kind != "tip_card" and row.attempts >= MAX_ATTEMPTS:
+            await self._give_up(row, reason)
+            return
         delay = seconds if seconds is not None else min(2.0 ** row.attempts, MAX_BACKOFF_SECONDS)
         async with self._db.transaction() as session:
             await session.exec(
@@ -231,6 +276,27 @@ class OutboxWorker:
             "outbox_id": row.id, "tip_id": row.tip_id, "attempt": row.attempts,
             "retry_after": round(delay, 1), "error_type": reason[:80],
         })
+
+    async def _give_up(self, row: OutboxMessage, reason: str) -> None:
+        """A card edit, notice or relay that keeps failing: recorded as failed, audited and
+        shown to the admins; tip cards themselves are never given up."""
+        await self._mark(row, "failed")
+        if row.tip_id is not None:
+            async with self._db.transaction() as session:
+                session.add(TipEvent(tip_id=row.tip_id, actor_kind="system",
+                                     event="delivery_failed",
+                                     details=json.dumps({"kind": row.kind})))
+        log.error("outbox message given up", extra={
+            "outbox_id": row.id, "tip_id": row.tip_id, "attempt": row.attempts,
+            "error_type": reason[:80],
+        })
+        ops = self._router.ops_chat_id
+        if ops is not None:
+            with contextlib.suppress(DeliveryError):
+                await self.transport.send_html(
+                    ops, f"⚠️ Không gửi được ({html.escape(row.kind)}) cho tin báo số "
+                    f"{row.tip_id} sau {row.attempts} lần thử: {html.escape(reason[:150])}"
+                )
 
     async def _save_progress(self, row: OutboxMessage, progress: dict[str, Any]) -> None:
         async with self._db.transaction() as session:
@@ -251,23 +317,31 @@ class OutboxWorker:
                     await self._follow_migration(row, progress, moved.new_chat_id)
                 except ChatGone:
                     await self._route_around(row, progress)
-        elif row.kind == "card_refresh":
-            await self._refresh_cards(row)
-        elif row.kind == "card_retire":
-            await self._retire_card(row, progress)
-        elif row.kind == "reporter_notice":
-            await self._notify_reporter(row, progress)
-        elif row.kind == "group_relay":
-            await self._relay_to_group(row, progress)
         else:
-            raise RuntimeError(f"unknown outbox kind {row.kind!r}")
+            deliver = {
+                "card_refresh": self._refresh_cards,
+                "card_retire": self._retire_card,
+                "reporter_notice": self._notify_reporter,
+                "group_relay": self._relay_to_group,
+            }.get(row.kind)
+            if deliver is None:
+                raise RuntimeError(f"unknown outbox kind {row.kind!r}")
+            try:
+                await deliver(row, progress)
+            except ChatMoved as moved:  # the group became a supergroup: follow it, go again
+                await self._chat_moved(moved.old_chat_id, moved.new_chat_id)
+                raise RetryLater("group migrated to a supergroup", 0) from moved
+        await self._mark(row, "sent")
+
+    async def _mark(self, row: OutboxMessage, status: str) -> None:
         async with self._db.transaction() as session:
             await session.exec(
                 update(OutboxMessage)
                 .where(col(OutboxMessage.id) == row.id)
-                .values(status="sent", sent_at=utcnow(), last_error=None)
+                .values(status=status, sent_at=utcnow())
             )
-        self.stats.sent += 1
+        if status == "sent":
+            self.stats.sent += 1
 
     async def _deliver_tip_card(self, row: OutboxMessage, progress: dict[str, Any]) -> None:
         assert row.tip_id is not None
@@ -282,6 +356,8 @@ class OutboxWorker:
                 )
                 if destination.chat_id is None:
                     log.error("tip has no destination: link a group", extra={"tip_id": tip.id})
+                    if progress.pop("gone", None):  # try the groups again next time round
+                        await self._save_progress(row, progress)
                     raise RetryLater("no group linked", NO_DESTINATION_RETRY_SECONDS)
                 progress.update(chat_id=destination.chat_id, scope=destination.scope)
             photos = (await session.exec(
@@ -295,7 +371,7 @@ class OutboxWorker:
                 buttons = self._renderer.buttons(tip) if index == 0 else None
                 ids.append(await self.transport.send_html(chat_id, part, buttons=buttons))
             progress["card"] = ids
-            await self._record_card(tip, chat_id, ids[0], progress)
+            await self._record_card(row, tip, chat_id, ids[0], progress)
         card_id = progress["card"][0]
         if photos and not progress.get("photos"):
             captions = [photo_caption(tip.code, i + 1, len(photos)) for i in range(len(photos))]
@@ -312,7 +388,8 @@ class OutboxWorker:
             await self._save_progress(row, progress)
 
     async def _record_card(
-        self, tip: Tip, chat_id: int, message_id: int, progress: dict[str, Any]
+        self, row: OutboxMessage, tip: Tip, chat_id: int, message_id: int,
+        progress: dict[str, Any],
     ) -> None:
         async with self._db.transaction() as session:
             assert tip.id is not None
@@ -325,22 +402,26 @@ class OutboxWorker:
                                  details=json.dumps({"queue": progress["scope"]})))
             await session.exec(
                 update(OutboxMessage)
-                .where(col(OutboxMessage.tip_id) == tip.id, col(OutboxMessage.kind) == "tip_card")
+                .where(col(OutboxMessage.id) == row.id)
                 .values(payload=json.dumps(progress))
             )
+        row.payload = json.dumps(progress)
         log.info("tip card delivered", extra={"tip_id": tip.id, "scope": progress["scope"]})
 
     async def _follow_migration(
         self, row: OutboxMessage, progress: dict[str, Any], new_chat_id: int
     ) -> None:
-        old_chat_id = progress["chat_id"]
+        await self._chat_moved(progress["chat_id"], new_chat_id)
+        progress["chat_id"] = new_chat_id
+        await self._save_progress(row, progress)
+
+    async def _chat_moved(self, old_chat_id: int, new_chat_id: int) -> None:
+        """Links, live cards, prompts and queues follow a group to its supergroup id."""
         async with self._db.transaction() as session:
             if await repo.link_by_chat(session, chat_id=new_chat_id) is None:
                 await repo.move_link_chat(
                     session, old_chat_id=old_chat_id, new_chat_id=new_chat_id
                 )
-        progress["chat_id"] = new_chat_id
-        await self._save_progress(row, progress)
         log.info("group migrated during delivery",
                  extra={"chat_id": old_chat_id, "new_chat_id": new_chat_id})
 
@@ -352,6 +433,12 @@ class OutboxWorker:
         await self._save_progress(row, progress)
         assert row.tip_id is not None
         async with self._db.transaction() as session:
+            # a card already posted there is no longer the live one: one queue per tip
+            await session.exec(
+                update(TipCard)
+                .where(col(TipCard.tip_id) == row.tip_id, col(TipCard.chat_id) == gone)
+                .values(active=False)
+            )
             session.add(TipEvent(tip_id=row.tip_id, actor_kind="system",
                                  event="delivery_rerouted", details=json.dumps({"gone": gone})))
         log.warning("group unreachable, routing around it",
@@ -365,7 +452,7 @@ class OutboxWorker:
                 TipCard.tip_id == tip_id, col(TipCard.active).is_(True)
             ))).all())
 
-    async def _refresh_cards(self, row: OutboxMessage) -> None:
+    async def _refresh_cards(self, row: OutboxMessage, _progress: dict[str, Any]) -> None:
         """Edit every active card of the tip to its current state ("not modified" = done)."""
         assert row.tip_id is not None
         async with self._db.session() as session:
@@ -404,13 +491,16 @@ class OutboxWorker:
         assert tip is not None
         text = self._notices.render(tip, progress, language)
         if reporter is None:
-            await self._reporter_unreachable(tip, "purged")
+            await self._reporter_unreachable(row, tip, progress, "purged")
+            return
+        if progress.get("unreachable"):  # found out on an earlier attempt
+            await self._reporter_unreachable(row, tip, progress, progress["unreachable"])
             return
         try:
             address = self._notices.open(reporter.sealed_chat)
             message_id = await self.transport.send_to_reporter(address, text)
         except (ChatGone, SealBroken):
-            await self._reporter_unreachable(tip, "gone")
+            await self._reporter_unreachable(row, tip, progress, "gone")
             return
         async with self._db.transaction() as session:
             if progress.get("notice") == "question":
@@ -420,16 +510,34 @@ class OutboxWorker:
             session.add(TipEvent(tip_id=row.tip_id, actor_kind="system", event="reporter_notified",
                                  details=json.dumps({"notice": progress.get("notice")})))
 
-    async def _reporter_unreachable(self, tip: Tip, why: str) -> None:
+    async def _reporter_unreachable(
+        self, row: OutboxMessage, tip: Tip, progress: dict[str, Any], why: str
+    ) -> None:
+        """Audit once and warn each live card's group once, however often this is retried."""
         assert tip.id is not None
-        async with self._db.transaction() as session:
-            session.add(TipEvent(tip_id=tip.id, actor_kind="system", event="reporter_unreachable",
-                                 details=json.dumps({"why": why})))
+        if not progress.get("unreachable"):
+            progress["unreachable"] = why
+            async with self._db.transaction() as session:
+                session.add(TipEvent(
+                    tip_id=tip.id, actor_kind="system", event="reporter_unreachable",
+                    details=json.dumps({"why": why}),
+                ))
+                await session.exec(
+                    update(OutboxMessage).where(col(OutboxMessage.id) == row.id)
+                    .values(payload=json.dumps(progress))
+                )
+            log.info("reporter unreachable", extra={"tip_id": tip.id, "status": why})
         for card in await self._active_cards(tip.id):
-            await self.transport.send_html(
-                card.chat_id, self._notices.unreachable(tip), reply_to=card.message_id
-            )
-        log.info("reporter unreachable", extra={"tip_id": tip.id, "status": why})
+            if progress.get(f"warned:{card.id}"):
+                continue
+            try:
+                await self.transport.send_html(
+                    card.chat_id, self._notices.unreachable(tip), reply_to=card.message_id
+                )
+            except ChatGone:
+                log.warning("card's group is gone", extra={"tip_id": tip.id})
+            progress[f"warned:{card.id}"] = True
+            await self._save_progress(row, progress)
 
     async def _relay_to_group(self, row: OutboxMessage, progress: dict[str, Any]) -> None:
         """The reporter's answer, as a reply to the card: text and sanitised photos only."""

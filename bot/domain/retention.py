@@ -8,17 +8,27 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy import delete
-from sqlmodel import col
+from sqlmodel import col, select
 
 from storage.db import Database
-from storage.models import InboundUpdate, TipReporter, utcnow
+from storage.models import InboundUpdate, RelayMessage, TipReporter, utcnow
 
 log = logging.getLogger(__name__)
 HANDLED_UPDATES_KEPT = timedelta(days=2)  # long enough to dedupe Telegram's redeliveries
 
 
 async def purge_reporter_links(db: Database) -> int:
+    """Reporter links past retention, with the record of which relayed question went to
+    which pseudonym (it would tie the tip to the person as well)."""
+    due = select(TipReporter.tip_id).where(
+        col(TipReporter.purge_after).is_not(None), col(TipReporter.purge_after) <= utcnow()
+    )
     async with db.transaction() as session:
+        await session.exec(
+            delete(RelayMessage).where(
+                col(RelayMessage.side) == "reporter", col(RelayMessage.tip_id).in_(due)
+            )
+        )
         result = await session.exec(
             delete(TipReporter).where(
                 col(TipReporter.purge_after).is_not(None), col(TipReporter.purge_after) <= utcnow()

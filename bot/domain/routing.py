@@ -22,7 +22,7 @@ class Destination:
 
 class Router:
     def __init__(self, ops_chat_id: int | None) -> None:
-        self._ops_chat_id = ops_chat_id
+        self.ops_chat_id = ops_chat_id
 
     async def destination(
         self, session: AsyncSession, *, commune_code: int, province_code: int,
@@ -37,6 +37,6 @@ class Router:
         province = await repo.link_by_target(session, scope="province", code=province_code)
         if province is not None and province.chat_id not in skip_chat_ids:
             return Destination("province", province.chat_id)
-        if self._ops_chat_id is not None and self._ops_chat_id not in skip_chat_ids:
-            return Destination("ops", self._ops_chat_id)
+        if self.ops_chat_id is not None and self.ops_chat_id not in skip_chat_ids:
+            return Destination("ops", self.ops_chat_id)
         return Destination("none", None)

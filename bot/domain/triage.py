@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -308,6 +308,14 @@ class TriageService:
             session.add(RelayMessage(tip_id=tip_id, side="group", key=str(chat_id),
                                      message_id=message_id, purpose=purpose,
                                      officer_id=officer.id))
+
+    async def consume_prompt(self, prompt_id: int) -> bool:
+        """A prompt is answered once: True for the first answer only."""
+        async with self._db.transaction() as session:
+            result = await session.exec(
+                delete(RelayMessage).where(col(RelayMessage.id) == prompt_id)
+            )
+        return bool(result.rowcount == 1)
 
     async def prompt(self, chat_id: int, message_id: int) -> RelayMessage | None:
         async with self._db.session() as session:
