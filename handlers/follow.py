@@ -14,7 +14,7 @@ from bot.domain.receipts import normalise_code
 from bot.domain.tips import LookupThrottled, TipStatus
 from bot.i18n import Gettext
 from handlers import answers, intake
-from handlers.common import pseudonym_of, resident_texts
+from handlers.common import answer, pseudonym_of, resident_texts
 from handlers.keyboards import (
     MENU_LANGUAGE,
     MENU_LOOKUP,
@@ -115,7 +115,7 @@ async def on_menu(update: Update, context: TiplineContext) -> None:
     """Main-menu buttons."""
     query = update.callback_query
     assert query is not None
-    await query.answer()
+    await answer(query)
     _ = await resident_texts(update, context)
     chat_id = query.message.chat.id if query.message else query.from_user.id
     if query.data == MENU_NEW:

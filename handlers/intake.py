@@ -24,7 +24,7 @@ from bot.domain.photos import MAX_INPUT_BYTES, PhotoRejected, SanitisedPhoto, sa
 from bot.domain.sealing import ReplyAddress
 from bot.i18n import Gettext
 from handlers import answers
-from handlers.common import pseudonym_of, resident_language, resident_texts
+from handlers.common import answer, pseudonym_of, resident_language, resident_texts
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ async def on_button(update: Update, context: TiplineContext) -> None:
             case ["d", "done"]:
                 view = await intake.finish_attachments(pseudonym)
             case ["d", "x"]:
-                await query.answer()
+                await answer(query)
                 await intake.cancel(pseudonym)
                 await _close_buttons(query.message)
                 await context.bot.send_message(
@@ -206,15 +206,15 @@ async def on_button(update: Update, context: TiplineContext) -> None:
                 )
                 return
             case ["d", "ok"]:
-                await query.answer()
+                await answer(query)
                 await _submit(context, pseudonym, chat_id, _, query.message)
                 return
             case _:
                 raise IntakeError("bad_button")
     except IntakeError as error:
-        await query.answer(refusal(error, _), show_alert=True)
+        await answer(query, refusal(error, _), show_alert=True)
         return
-    await query.answer()
+    await answer(query)
     await _close_buttons(query.message)
     await ask(context, chat_id, view, _)
 

@@ -21,7 +21,7 @@ from bot.domain.status import OPEN_STATUSES, TRANSITIONS, Action
 from bot.domain.triage import Officer, TriageError
 from bot.i18n import N_, Gettext
 from bot.telegram_transport import keyboard
-from handlers.common import police_texts
+from handlers.common import answer, police_texts
 from storage.models import Tip, TipEvent, utcnow
 
 log = logging.getLogger(__name__)
@@ -67,25 +67,25 @@ async def on_button(update: Update, context: TiplineContext) -> None:
     match = CALLBACK.match(query.data or "")
     message = query.message
     if match is None or not isinstance(message, Message):
-        await query.answer(_("This button is no longer valid."), show_alert=True)
+        await answer(query, _("This button is no longer valid."), show_alert=True)
         return
     tip_id, action, choice = int(match[1]), match[2], match[3]
     triage = context.services.triage
     try:
         tip = await triage.tip(tip_id)
     except TriageError:
-        await query.answer(_("This button is no longer valid."), show_alert=True)
+        await answer(query, _("This button is no longer valid."), show_alert=True)
         return
     on_card = await triage.active_card(tip_id, message.chat.id, message.message_id)
     in_chat = on_card or (action == "xc" and await triage.has_active_card_in(
         tip_id, message.chat.id))
     if not in_chat:
-        await query.answer(_("This card is out of date. Use /tip {code} for the current one.")
+        await answer(query, _("This card is out of date. Use /tip {code} for the current one.")
                            .format(code=tip.code), show_alert=True)
         return
     if not await triage.may_act(tip, query.from_user.id):
         await triage.record_refusal(tip_id, action)
-        await query.answer(
+        await answer(query,
             _("Sorry, only officers of this commune or province can handle this tip."),
             show_alert=True,
         )
@@ -103,23 +103,23 @@ async def _dispatch(
     renderer = context.services.renderer
     officer = officer_of(query.from_user)
     if action == "back" and choice is None:
-        await query.answer()
+        await answer(query)
         await _edit_buttons(message, renderer.buttons(tip))
         return
     if action in ("done", "invalid", "transfer") and choice is None:
         if tip.status not in _sources(action):
-            await query.answer(_conflict_text(tip, _), show_alert=True)
+            await answer(query, _conflict_text(tip, _), show_alert=True)
             return
-        await query.answer()
+        await answer(query)
         await _edit_buttons(message, renderer.choice_buttons(tip, action))
         return
     prompt = FORCE_REPLY_PROMPTS.get((action, choice))
     if prompt is not None:
         purpose, text, source_action = prompt
         if tip.status not in _sources(source_action):
-            await query.answer(_conflict_text(tip, _), show_alert=True)
+            await answer(query, _conflict_text(tip, _), show_alert=True)
             return
-        await query.answer()
+        await answer(query)
         await _force_reply_prompt(context, message, tip, officer, purpose, _(text))
         return
     await _change(update, context, tip, action, choice, officer)
@@ -136,21 +136,21 @@ async def _change(
     try:
         if action == "transfer" and choice == "province":
             await triage.transfer(tip.id, officer, to_commune=None)
-            answer = _("Tip {code} was sent up to the province group.")
+            result = _("Tip {code} was sent up to the province group.")
         elif action == "xc" and choice is not None and choice.isascii() and choice.isdigit():
             await triage.transfer(tip.id, officer, to_commune=int(choice))
-            answer = _("Tip {code} was transferred.")
+            result = _("Tip {code} was transferred.")
         elif action in ("ack", "verify", "done", "invalid") and (
             (action in ("done", "invalid")) == (choice is not None)
         ):
             await triage.act(tip.id, Action(action), officer, choice=choice)
-            answer = _("Done: tip {code} updated.")
+            result = _("Done: tip {code} updated.")
         else:
             raise TriageError("bad_choice")
     except TriageError as error:
-        await query.answer(_refusal_text(error, tip, _), show_alert=True)
+        await answer(query, _refusal_text(error, tip, _), show_alert=True)
         return
-    await query.answer(answer.format(code=tip.code))
+    await answer(query, result.format(code=tip.code))
     context.services.outbox.wake()
 
 

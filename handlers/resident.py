@@ -8,7 +8,7 @@ from telegram.constants import ParseMode
 from bot.context import TiplineContext
 from bot.i18n import SUPPORTED_LANGUAGES
 from handlers import intake
-from handlers.common import pseudonym_of, resident_texts
+from handlers.common import answer, pseudonym_of, resident_texts
 from handlers.keyboards import LANGUAGE_CALLBACK_PREFIX, language_keyboard, main_menu
 
 
@@ -90,9 +90,9 @@ async def language_chosen(update: Update, context: TiplineContext) -> None:
     code = (query.data or "").removeprefix(LANGUAGE_CALLBACK_PREFIX)
     if code not in SUPPORTED_LANGUAGES:
         _ = await resident_texts(update, context)
-        await query.answer(_("This button is no longer valid."), show_alert=True)
+        await answer(query, _("This button is no longer valid."), show_alert=True)
         return
-    await query.answer()
+    await answer(query)
     await context.services.residents.set_language(pseudonym_of(context, query.from_user), code)
     _ = context.texts(code)
     await query.edit_message_text(_("Language set to English."), parse_mode=ParseMode.HTML)
@@ -103,4 +103,4 @@ async def unknown_button(update: Update, context: TiplineContext) -> None:
     query = update.callback_query
     assert query is not None
     _ = await resident_texts(update, context)
-    await query.answer(_("This button is no longer valid."), show_alert=True)
+    await answer(query, _("This button is no longer valid."), show_alert=True)

@@ -296,6 +296,20 @@ async def test_oversize_description_is_refused_and_the_draft_kept(world: World) 
     assert prompt["text"].startswith("Đã ghi nhận.")
 
 
+async def test_a_confirm_answered_too_late_still_commits_the_tip(world: World) -> None:
+    """When the bot is >15 s behind Telegram refuses the callback answer ("query is too
+    old"); the tip must be committed and the receipt sent all the same."""
+    resident = world.demo.residents[0]
+    prompt = await write_tip(world, resident)
+    [review] = await press_and_wait(world, resident, prompt, "d:done")
+    world.sandbox.world.callback_timeout = 0  # every answer is now too late
+    before = len(world.sandbox.bot_messages(resident.id))
+    await world.sandbox.press_button(resident.id, resident.id, review["message_id"], "d:ok")
+    [receipt] = (await world.sandbox.wait_for_bot_messages(resident.id, before + 1))[before:]
+    assert receipt["text"].startswith("✅ Đã nhận tin báo của bạn.")
+    await wait_card(world, world.demo.commune_group.id)
+
+
 async def test_cancel_deletes_the_draft(world: World) -> None:
     resident = world.demo.residents[0]
     await write_tip(world, resident)

@@ -491,7 +491,7 @@ async def test_card_edits_follow_a_group_that_became_a_supergroup(world: World) 
 
 
 async def test_a_tips_messages_keep_their_order_when_one_must_wait(world: World) -> None:
-    tip, card = await delivered_tip(world)
+    tip, _card = await delivered_tip(world)
     resident = world.demo.residents[0]
     assert tip.id is not None
     busy = "Too Many Requests: retry after 1"
