@@ -8,6 +8,8 @@ PostgreSQL is used as is, by URL.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 _BEGIN_OPTION = "tipline_begin"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+SQLITE_POOL_SIZE = 16
 
 
 class Database:
@@ -28,12 +31,17 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        # SQLite has one writer at a time: writers of this process queue on a lock instead
+        # of sleeping in SQLite's busy handler (other processes still get busy_timeout)
+        self._write_lock: asyncio.Lock | None = None
         if self.is_sqlite:
             _ensure_sqlite_dir(url)
             self.engine: AsyncEngine = create_async_engine(
-                url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+                url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                pool_size=SQLITE_POOL_SIZE, max_overflow=0,  # no connect/PRAGMA churn
             )
             _install_sqlite_pragmas(self.engine)
+            self._write_lock = asyncio.Lock()
         else:
             self.engine = create_async_engine(url, echo=echo, pool_pre_ping=True)
         self._write_engine = self.engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
@@ -50,10 +58,13 @@ class Database:
 
         On SQLite it starts with BEGIN IMMEDIATE: the write lock is taken up front.
         """
-        async with (
-            AsyncSession(self._write_engine, expire_on_commit=False) as session,
-            session.begin(),
-        ):
+        async with contextlib.AsyncExitStack() as stack:
+            if self._write_lock is not None:
+                await stack.enter_async_context(self._write_lock)
+            session = await stack.enter_async_context(
+                AsyncSession(self._write_engine, expire_on_commit=False)
+            )
+            await stack.enter_async_context(session.begin())
             yield session
 
     async def close(self) -> None:

@@ -211,6 +211,7 @@ async def test_transfer_to_another_commune_by_search(world: World) -> None:
     before = len(world.sandbox.bot_messages(group))
     await world.press(officer, current(world, card), f"t:{tip.id}:transfer:pick")
     [prompt] = (await world.sandbox.wait_for_bot_messages(group, before + 1))[before:]
+    await _prompt_recorded(world, group, prompt)
     assert prompt["text"].startswith(f"{OFFICER_NAME}, hãy trả lời tin nhắn này bằng tên xã")
     choices = await _reply_in_group(world, officer, group, prompt,
                                     f"{target.commune.name} Lào Cai")
@@ -326,6 +327,7 @@ async def test_question_and_answers_relay_both_ways_without_identity(world: Worl
     before = len(world.sandbox.bot_messages(group))
     await world.press(officer, current(world, card), f"t:{tip.id}:ask")
     [prompt] = (await world.sandbox.wait_for_bot_messages(group, before + 1))[before:]
+    await _prompt_recorded(world, group, prompt)
     assert prompt["text"] == (f"{OFFICER_NAME}, hãy trả lời tin nhắn này bằng câu hỏi gửi người "
                               f"báo tin của tin báo {tip.code}.")
     confirmation = await _reply_in_group(world, officer, group, prompt, "Xe máy màu gì?")
@@ -440,6 +442,11 @@ async def _reply_in_group(
     return (await world.sandbox.wait_for_bot_messages(group, before + 1))[before]
 
 
+async def _prompt_recorded(world: World, group: int, prompt: dict[str, Any]) -> None:
+    """The prompt is remembered right after Telegram accepted it; people reply later."""
+    await until(lambda: world.services.triage.prompt(group, prompt["message_id"]))
+
+
 async def _status_is(world: World, tip: Tip, expected: str) -> bool:
     return await status_of(world, tip) == expected
 
@@ -518,6 +525,7 @@ async def test_a_prompt_is_answered_once_and_only_by_its_officer(world: World) -
     before = len(world.sandbox.bot_messages(group))
     await world.press(officer, current(world, card), f"t:{tip.id}:ask")
     [prompt] = (await world.sandbox.wait_for_bot_messages(group, before + 1))[before:]
+    await _prompt_recorded(world, group, prompt)
     assert any(e["type"] == "text_mention" and e["user"]["id"] == officer.id
                for e in prompt.get("entities", []))
     other = await _reply_in_group(world, admin, group, prompt, "Câu hỏi của người khác")

@@ -175,7 +175,7 @@ class OutboxWorker:
                 break
         return tried
 
-    async def _due_heads(self) -> list[tuple[int, int | None]]:
+    async def _due_heads(self, *, tip_id: int | None = None) -> list[tuple[int, int | None]]:
         """The first pending row of each tip, when due: a tip's messages go out in order
         (its card before the card's refresh, "acknowledged" before "processed"), even when
         an earlier one is waiting for a retry. Urgent tips first."""
@@ -184,15 +184,18 @@ class OutboxWorker:
             col(earlier.tip_id) == col(OutboxMessage.tip_id), col(earlier.status) == "pending",
             col(earlier.id) < col(OutboxMessage.id),
         ).exists()
+        query = (
+            select(OutboxMessage.id, OutboxMessage.tip_id)
+            .outerjoin(Tip, col(Tip.id) == col(OutboxMessage.tip_id))
+            .where(col(OutboxMessage.status) == "pending",
+                   col(OutboxMessage.next_attempt_at) <= utcnow(), ~earlier_pending)
+            .order_by(col(Tip.urgent).desc(), col(OutboxMessage.id))
+            .limit(self._batch_size)
+        )
+        if tip_id is not None:
+            query = query.where(col(OutboxMessage.tip_id) == tip_id)
         async with self._db.session() as session:
-            rows = (await session.exec(
-                select(OutboxMessage.id, OutboxMessage.tip_id)
-                .outerjoin(Tip, col(Tip.id) == col(OutboxMessage.tip_id))
-                .where(col(OutboxMessage.status) == "pending",
-                       col(OutboxMessage.next_attempt_at) <= utcnow(), ~earlier_pending)
-                .order_by(col(Tip.urgent).desc(), col(OutboxMessage.id))
-                .limit(self._batch_size)
-            )).all()
+            rows = (await session.exec(query)).all()
         return [(row_id, tip_id) for row_id, tip_id in rows if row_id is not None]
 
     def _schedule(self, heads: list[tuple[int, int | None]]) -> None:
@@ -216,26 +219,22 @@ class OutboxWorker:
         tried = 0
         try:
             while True:
-                heads = [h for h in await self._due_heads() if h[1] == tip_id]
+                heads = [h for h in await self._due_heads(tip_id=tip_id) if h[1] == tip_id]
                 if not heads:
                     return tried
-                row_id = heads[0][0]
-                tried += await self._process(row_id)
-                if not await self._was_sent(row_id) or tip_id is None:
+                attempted, done = await self._process(heads[0][0])
+                tried += attempted
+                if not done or tip_id is None:
                     return tried
         finally:
             self._busy_tips.discard(tip_id)
 
-    async def _was_sent(self, row_id: int) -> bool:
-        async with self._db.session() as session:
-            row = await session.get(OutboxMessage, row_id)
-        return row is not None and row.status != "pending"
-
-    async def _process(self, row_id: int) -> int:
+    async def _process(self, row_id: int) -> tuple[int, bool]:
+        """Try one row: (1 if it was tried, whether it is finished)."""
         async with self._concurrency:
             row = await self._claim(row_id)
             if row is None:
-                return 0
+                return 0, False
             try:
                 await self._deliver(row)
             except RetryLater as error:
@@ -243,7 +242,9 @@ class OutboxWorker:
             except Exception as error:  # never lose the row: back off and alert via logs
                 log.exception("outbox delivery failed", extra={"outbox_id": row.id})
                 await self._reschedule(row, f"{type(error).__name__}: {error}", None)
-            return 1
+            else:
+                return 1, True
+            return 1, row.status != "pending"
 
     async def _claim(self, row_id: int) -> OutboxMessage | None:
         """Take the row with a lease (atomic), so two workers never send it at once."""
@@ -262,6 +263,7 @@ class OutboxWorker:
     async def _reschedule(self, row: OutboxMessage, reason: str, seconds: float | None) -> None:
         if row.kind != "tip_card" and row.attempts >= MAX_ATTEMPTS:
             await self._give_up(row, reason)
+            row.status = "failed"
             return
         delay = seconds if seconds is not None else min(2.0 ** row.attempts, MAX_BACKOFF_SECONDS)
         async with self._db.transaction() as session:
