@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import cast
@@ -131,6 +132,17 @@ def attach_services(application: TiplineApplication, services: Services) -> None
     schedule_housekeeping(application)
 
 
+SHUTDOWN_STEP_SECONDS = 15.0
+
+
+async def _within(step: Awaitable[None], what: str) -> None:
+    """Graceful shutdown with a deadline per step (SIGTERM must end the process)."""
+    try:
+        await asyncio.wait_for(step, SHUTDOWN_STEP_SECONDS)
+    except TimeoutError:
+        log.warning("shutdown step took too long, going on", extra={"event": what})
+
+
 class TiplineRuntime:
     """Start-up and shutdown of the whole bot, in order, for every mode."""
 
@@ -184,10 +196,12 @@ class TiplineRuntime:
         application = self.application
         if application is not None:
             if application.updater is not None and application.updater.running:
-                await application.updater.stop()
+                await _within(application.updater.stop(), "stopping the updater")
             if application.running:
-                await application.stop()
-            await application.shutdown()
+                # waits for the handlers in flight; a stuck one must not block the shutdown
+                await _within(application.stop(), "finishing the handlers in flight")
+            if not application.running:
+                await application.shutdown()
         if self.services is not None:
             await self.services.db.close()
         log.info("bot stopped")

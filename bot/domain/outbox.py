@@ -127,6 +127,7 @@ class OutboxWorker:
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[int]] = set()
         self._busy_tips: set[int | None] = set()
+        self._stopping = False
         self.stats = OutboxStats()
 
     def wake(self) -> None:
@@ -141,14 +142,21 @@ class OutboxWorker:
 
     def start(self, transport: Transport) -> None:
         self._transport = transport
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="outbox-worker")
 
-    async def stop(self) -> None:
-        """Stop sending; a row cut off mid-send is retried after its lease (at least once)."""
-        tasks = [t for t in (self._task, *self._tasks) if t is not None]
-        for task in tasks:
+    async def stop(self, grace_seconds: float = 5.0) -> None:
+        """Stop taking new rows, let the rows being sent finish (up to ``grace_seconds``),
+        then cancel what is left: a row cut off mid-send is retried after its lease."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace_seconds)
+        for task in list(self._tasks):
             task.cancel()
-        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._task = None
@@ -224,7 +232,7 @@ class OutboxWorker:
                     return tried
                 attempted, done = await self._process(heads[0][0])
                 tried += attempted
-                if not done or tip_id is None:
+                if not done or tip_id is None or self._stopping:
                     return tried
         finally:
             self._busy_tips.discard(tip_id)
