@@ -106,21 +106,19 @@ async def _dispatch(
         await answer(query)
         await _edit_buttons(message, renderer.buttons(tip))
         return
-    if action in ("done", "invalid", "transfer") and choice is None:
-        if tip.status not in _sources(action):
-            await answer(query, _conflict_text(tip, _), show_alert=True)
-            return
-        await answer(query)
-        await _edit_buttons(message, renderer.choice_buttons(tip, action))
-        return
+    menu = action in ("done", "invalid", "transfer") and choice is None
     prompt = FORCE_REPLY_PROMPTS.get((action, choice))
-    if prompt is not None:
-        purpose, text, source_action = prompt
-        if tip.status not in _sources(source_action):
+    if menu or prompt is not None:  # a next step on the card: only if the status allows it
+        needed = action if prompt is None else prompt[2]
+        if tip.status not in _sources(needed):
             await answer(query, _conflict_text(tip, _), show_alert=True)
             return
         await answer(query)
-        await _force_reply_prompt(context, message, tip, officer, purpose, _(text))
+        if prompt is None:
+            await _edit_buttons(message, renderer.choice_buttons(tip, action))
+        else:
+            purpose, text, _needed = prompt
+            await _force_reply_prompt(context, message, tip, officer, purpose, _(text))
         return
     await _change(update, context, tip, action, choice, officer)
 
