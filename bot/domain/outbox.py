@@ -173,16 +173,6 @@ class OutboxWorker:
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
             self._wakeup.clear()
 
-    async def drain(self) -> int:
-        """Process everything due now and wait for it (tests, tools); returns rows tried."""
-        tried = 0
-        while heads := [h for h in await self._due_heads() if h[1] not in self._busy_tips]:
-            results = await asyncio.gather(*(self._process_tip(key) for _id, key in heads))
-            tried += sum(results)
-            if not any(results):
-                break
-        return tried
-
     async def _due_heads(self, *, tip_id: int | None = None) -> list[tuple[int, int | None]]:
         """The first pending row of each tip, when due: a tip's messages go out in order
         (its card before the card's refresh, "acknowledged" before "processed"), even when
