@@ -73,3 +73,58 @@ def test_geo_import_stores_boundaries_and_refuses_bad_files(tmp_path: Path) -> N
     assert result.returncode == 2
     assert result.stderr.startswith("Nothing was imported: ")
     assert "Traceback" not in result.stderr
+
+
+def test_sandbox_command_serves_the_demo_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """The README's first command: `python -m bot sandbox` boots offline, prints the URL,
+    answers a resident, and shuts down cleanly on SIGTERM."""
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+                   "TIPLINE_WEB_PORT": "0"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "sandbox", "--port", str(port)], cwd=tmp_path,
+        env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{base}/sandbox/api/state", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.3)
+        page = urllib.request.urlopen(f"{base}/", timeout=5).read().decode()
+        assert "<html" in page.lower()
+        request = urllib.request.Request(
+            f"{base}/sandbox/api/messages/text", method="POST",
+            data=json.dumps({"user_id": 7200000001, "text": "/start c2998"}).encode(),
+            headers={"content-type": "application/json"},
+        )
+        urllib.request.urlopen(request, timeout=5).read()
+        texts: list[str] = []
+        for _ in range(100):
+            with urllib.request.urlopen(
+                f"{base}/sandbox/api/chats/7200000001/transcript", timeout=5
+            ) as reply:
+                body = json.loads(reply.read())
+            messages = body["messages"] if isinstance(body, dict) else body
+            texts = [m.get("text") or "" for m in messages]
+            if len(texts) >= 2:
+                break
+            time.sleep(0.1)
+        assert texts[1].startswith("Gửi cho: Xã Phúc Khánh, Tỉnh Lào Cai")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr[-2000:]
+    assert f"open {base}/ in a browser" in stdout
+    assert (tmp_path / "data" / "tipline.db").exists()
