@@ -141,9 +141,14 @@ class IntakeService:
             return await self._view(session, draft)
 
     async def current(self, pseudonym: str) -> DraftView | None:
-        async with self._db.transaction() as session:
-            draft = await self._draft(session, pseudonym)
-            return await self._view(session, draft) if draft else None
+        """The draft, read only (every message of a resident asks this: no write lock);
+        an expired one counts as gone and is deleted by the next change or the purge job."""
+        async with self._db.session() as session:
+            query = select(Draft).where(Draft.pseudonym == pseudonym)
+            draft = (await session.exec(query)).first()
+            if draft is None or draft.updated_at < utcnow() - DRAFT_TTL:
+                return None
+            return await self._view(session, draft)
 
     async def choose_commune(self, pseudonym: str, commune_code: int) -> DraftView:
         if self._directory.commune(commune_code) is None:
