@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, update
-from sqlmodel import select
+from collections.abc import Collection
+
+from sqlalchemy import delete, or_, update
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import GroupLink, RelayMessage, Resident, Tip, TipCard, utcnow
@@ -16,6 +18,22 @@ async def link_by_chat(session: AsyncSession, *, chat_id: int) -> GroupLink | No
 async def link_by_target(session: AsyncSession, *, scope: str, code: int) -> GroupLink | None:
     query = select(GroupLink).where(GroupLink.scope == scope, GroupLink.code == code)
     return (await session.exec(query)).first()
+
+
+async def links_for_targets(
+    session: AsyncSession, *, commune_codes: Collection[int], province_codes: Collection[int]
+) -> list[GroupLink]:
+    """The links of these communes and provinces, in one query."""
+    wanted = []
+    if commune_codes:
+        wanted.append((col(GroupLink.scope) == "commune") & col(GroupLink.code).in_(commune_codes))
+    if province_codes:
+        wanted.append(
+            (col(GroupLink.scope) == "province") & col(GroupLink.code).in_(province_codes)
+        )
+    if not wanted:
+        return []
+    return list((await session.exec(select(GroupLink).where(or_(*wanted)))).all())
 
 
 async def delete_link(session: AsyncSession, *, link_id: int) -> None:

@@ -14,14 +14,23 @@ from sqlmodel import col, select
 
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
-from bot.domain.intake import DRAFT_TTL, IntakeError, IntakeService, Step
+from bot.domain.intake import DRAFT_TTL, IntakeError, IntakeService, Step, Submitted
 from bot.domain.photos import SanitisedPhoto
 from bot.domain.receipts import ALPHABET, new_code, normalise_code
 from bot.domain.retention import purge_reporter_links
 from bot.domain.routing import Router
 from bot.domain.sealing import ChatSealer, ReplyAddress, SealBroken
 from storage.db import Database
-from storage.models import Draft, OutboxMessage, Photo, Tip, TipEvent, TipReporter, utcnow
+from storage.models import (
+    Ban,
+    Draft,
+    OutboxMessage,
+    Photo,
+    Tip,
+    TipEvent,
+    TipReporter,
+    utcnow,
+)
 
 SECRET = b"intake-service-test-secret-0123456789"
 
@@ -131,6 +140,60 @@ async def test_many_residents_submitting_at_once_all_commit(
     assert len({r.code for r in results}) == 25
     async with database.session() as session:
         assert len((await session.exec(select(OutboxMessage))).all()) == 25
+
+
+async def test_a_burst_of_submits_shares_transactions_and_keeps_each_answer(
+    intake: IntakeService, database: Database
+) -> None:
+    """Submits arriving together are committed together, yet each resident gets the answer
+    they would get alone: receipt, merge into their earlier identical tip, or refusal (and a
+    refusal leaves their draft untouched)."""
+    fresh = [f"f{i}" for i in range(20)]
+    await asyncio.gather(*(prepared(intake, p, f"tin {p}") for p in fresh))
+    await prepared(intake, "again", "Cùng một nội dung")  # sends the same tip twice
+    first = await intake.submit("again", ReplyAddress("tg", "1"), channel="telegram")
+    await prepared(intake, "again", "Cùng  một NỘI dung")  # same after folding
+    for n in range(5):  # five tips within the hour: the sixth is refused
+        await prepared(intake, "busy", f"tin số {n}")
+        await intake.submit("busy", ReplyAddress("tg", "2"), channel="telegram")
+    await prepared(intake, "banned", "tin của người bị cấm")
+    async with database.transaction() as session:
+        session.add(Ban(pseudonym="banned", banned_by=1, tip_code=first.code))
+        # a draft written before the limit was reached (starting one now is refused)
+        session.add(Draft(pseudonym="busy", step=Step.REVIEW, commune_code=2998,
+                          category="theft", description="tin số 6"))
+    await intake.begin("early", "vi", commune_code=2998)  # still choosing a category
+    batches_before = intake_batches(intake)
+
+    names = [*fresh, "again", "busy", "banned", "early", "nobody"]
+    results = await asyncio.gather(
+        *(intake.submit(p, ReplyAddress("tg", p), channel="telegram") for p in names),
+        return_exceptions=True,
+    )
+    answers = dict(zip(names, results, strict=True))
+    assert all(isinstance(answers[p], Submitted) for p in fresh)
+    assert len({answers[p].code for p in fresh}) == 20  # type: ignore[union-attr]
+    assert answers["again"] == Submitted(first.tip_id, first.code, duplicate=True)
+    refused = ("busy", "banned", "early", "nobody")
+    reasons = {p: getattr(answers[p], "reason", None) for p in refused}
+    assert reasons == {"busy": "rate_hour", "banned": "banned", "early": "wrong_step",
+                       "nobody": "no_draft"}
+    assert intake_batches(intake) - batches_before < len(names) // 2  # shared, not one each
+    async with database.session() as session:
+        tips = (await session.exec(select(Tip))).all()
+        drafts = {d.pseudonym: d.step for d in (await session.exec(select(Draft))).all()}
+        received = (await session.exec(select(TipEvent).where(TipEvent.event == "received"))).all()
+        merged = (await session.exec(
+            select(TipEvent).where(TipEvent.event == "duplicate_merged")
+        )).all()
+        outbox = (await session.exec(select(OutboxMessage))).all()
+    assert len(tips) == 20 + 1 + 5 and len(received) == len(tips) == len(outbox)
+    assert [e.tip_id for e in merged] == [first.tip_id]
+    assert drafts == {"busy": Step.REVIEW, "banned": Step.REVIEW, "early": Step.CATEGORY}
+
+
+def intake_batches(intake: IntakeService) -> int:
+    return intake._submits.batches
 
 
 async def test_expired_drafts_are_purged(intake: IntakeService, database: Database) -> None:

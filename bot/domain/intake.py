@@ -14,15 +14,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
+import sqlalchemy as sa
 from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.domain.batching import GroupCommit
 from bot.domain.categories import Categories
 from bot.domain.communes import Commune, CommuneDirectory, Province
 from bot.domain.deadlines import DeadlinePolicy
@@ -92,6 +95,31 @@ class DraftView:
 
 
 @dataclass(frozen=True, slots=True)
+class _SubmitRequest:
+    pseudonym: str
+    reply_to: ReplyAddress
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class _PastTip:
+    """One of a resident's recent tips, as the rate limits and duplicate check see it."""
+
+    tip_id: int
+    code: str
+    content_hash: str
+    reported_at: datetime
+    created_at: datetime
+
+
+def _duplicate_of(past: Sequence[_PastTip], content_hash: str, now: datetime) -> _PastTip | None:
+    """The newest identical tip sent within ``DUPLICATE_WINDOW``."""
+    same = [tip for tip in past
+            if tip.content_hash == content_hash and tip.created_at > now - DUPLICATE_WINDOW]
+    return max(same, key=lambda tip: tip.tip_id, default=None)
+
+
+@dataclass(frozen=True, slots=True)
 class Submitted:
     tip_id: int
     code: str
@@ -117,6 +145,9 @@ class IntakeService:
         self._router = router
         self._deadlines = deadlines or DeadlinePolicy()
         self._limits = limits or IntakeLimits()
+        self._submits: GroupCommit[_SubmitRequest, Submitted] = GroupCommit(
+            self._submit_batch, name="tip-submit"
+        )
 
     # --- the draft ---------------------------------------------------------------------------
 
@@ -238,65 +269,145 @@ class IntakeService:
     # --- the commit --------------------------------------------------------------------------
 
     async def submit(self, pseudonym: str, reply_to: ReplyAddress, channel: str) -> Submitted:
-        """Commit the tip with its reporter link, audit event and outbox entry, atomically."""
+        """Commit the tip with its reporter link, audit event and outbox entry, atomically.
+
+        Submits arriving together are committed together (``GroupCommit``): one transaction
+        and a dozen statements for the whole batch; each resident still gets their own
+        result or refusal, and a refusal changes nothing."""
+        return await self._submits.run(_SubmitRequest(pseudonym, reply_to, channel))
+
+    async def _submit_batch(
+        self, requests: Sequence[_SubmitRequest]
+    ) -> list[Submitted | BaseException]:
+        try:
+            return await self._submit_together(requests)
+        except Exception as error:
+            if len(requests) > 1 or not isinstance(error, IntegrityError):
+                log.warning("tip batch failed, committing one by one",
+                            extra={"count": len(requests), "error_type": type(error).__name__})
+            return [await self._submit_alone(request) for request in requests]
+
+    async def _submit_alone(self, request: _SubmitRequest) -> Submitted | BaseException:
         for _attempt in range(5):  # a receipt-code collision (40 bits) just draws again
             try:
-                return await self._submit_once(pseudonym, reply_to, channel)
+                [result] = await self._submit_together([request])
+                return result
             except IntegrityError:
                 log.warning("receipt code collision, drawing again")
-        raise RuntimeError("could not draw a free receipt code")
+            except Exception as error:
+                return error
+        return RuntimeError("could not draw a free receipt code")
 
-    async def _submit_once(
-        self, pseudonym: str, reply_to: ReplyAddress, channel: str
-    ) -> Submitted:
+    async def _submit_together(
+        self, requests: Sequence[_SubmitRequest]
+    ) -> list[Submitted | BaseException]:
+        """One transaction for all ``requests``; per-request refusals are returned."""
+        now = utcnow()
+        pseudonyms = sorted({request.pseudonym for request in requests})
         async with self._db.transaction() as session:
-            draft = await self._require(session, pseudonym, Step.REVIEW)
-            await self._refuse_banned_or_limited(session, pseudonym)
-            assert draft.id is not None and draft.commune_code is not None
-            assert draft.category is not None and draft.description is not None
-            commune = self._directory.commune(draft.commune_code)
-            assert commune is not None
-            content_hash = _content_hash(draft)
-            duplicate = await self._recent_duplicate(session, pseudonym, content_hash)
-            if duplicate is not None:
-                assert duplicate.id is not None
-                session.add(TipEvent(tip_id=duplicate.id, actor_kind="resident",
-                                     event="duplicate_merged"))
+            drafts = await self._drafts_for_submit(session, pseudonyms)
+            banned = set((await session.exec(
+                select(Ban.pseudonym).where(col(Ban.pseudonym).in_(pseudonyms))
+            )).all())
+            history = await self._history(session, pseudonyms, now)
+            photo_counts = await self._photo_counts(
+                session, [draft.id for draft in drafts.values() if draft.id is not None]
+            )
+            results: list[Submitted | BaseException] = []
+            accepted: list[tuple[_SubmitRequest, Draft, Commune, str]] = []
+            for request in requests:
+                draft = drafts.pop(request.pseudonym, None)  # a second submit finds none
+                try:
+                    commune = self._check_submit(draft, request.pseudonym, banned, history, now)
+                except IntakeError as error:
+                    results.append(error)
+                    continue
+                assert draft is not None and draft.id is not None
+                content_hash = _content_hash(draft)
+                duplicate = _duplicate_of(history.get(request.pseudonym, []), content_hash, now)
+                if duplicate is not None:
+                    session.add(TipEvent(tip_id=duplicate.tip_id, actor_kind="resident",
+                                         event="duplicate_merged"))
+                    await session.delete(draft)
+                    results.append(Submitted(duplicate.tip_id, duplicate.code, duplicate=True))
+                    continue
+                accepted.append((request, draft, commune, content_hash))
+                results.append(RuntimeError("not committed"))  # replaced below
+            if not accepted:
+                return results
+            destinations = await self._router.destinations(
+                session, [(commune.code, commune.province_code) for _, _, commune, _ in accepted]
+            )
+            tips = [
+                Tip(
+                    code=new_code(), channel=request.channel, commune_code=commune.code,
+                    province_code=commune.province_code, category=draft.category or "",
+                    urgent=draft.urgent, description=draft.description or "",
+                    content_hash=content_hash, latitude=draft.latitude,
+                    longitude=draft.longitude, photo_count=photo_counts.get(draft.id or 0, 0),
+                    queue_scope=destination.scope, queue_chat_id=destination.chat_id,
+                    created_at=now, updated_at=now,
+                    ack_due_at=self._deadlines.ack_due(now, urgent=draft.urgent),
+                    settle_due_at=self._deadlines.settle_due(now),
+                )
+                for (request, draft, commune, content_hash), destination
+                in zip(accepted, destinations, strict=True)
+            ]
+            session.add_all(tips)
+            await session.flush()  # one multi-row INSERT … RETURNING for the ids
+            residents = await self._residents(
+                session, [request.pseudonym for request, *_ in accepted]
+            )
+            for (request, draft, commune, _hash), tip, destination in zip(
+                accepted, tips, destinations, strict=True
+            ):
+                assert tip.id is not None
+                if tip.photo_count:
+                    await session.exec(
+                        update(Photo).where(col(Photo.draft_id) == draft.id)
+                        .values(tip_id=tip.id, draft_id=None)
+                    )
+                session.add(TipReporter(tip_id=tip.id, pseudonym=request.pseudonym,
+                                        sealed_chat=self._sealer.seal(request.reply_to),
+                                        created_at=now))
+                session.add(TipEvent(
+                    tip_id=tip.id, actor_kind="resident", event="received", at=now,
+                    details=json.dumps({"queue": destination.scope, "channel": request.channel}),
+                ))
+                session.add(OutboxMessage(kind="tip_card", tip_id=tip.id))
+                self._remember_resident(session, residents, request.pseudonym, commune.code,
+                                        draft.language)
                 await session.delete(draft)
-                return Submitted(duplicate.id, duplicate.code, duplicate=True)
-            now = utcnow()
-            destination = await self._router.destination(
-                session, commune_code=commune.code, province_code=commune.province_code
-            )
-            tip = Tip(
-                code=new_code(), channel=channel, commune_code=commune.code,
-                province_code=commune.province_code, category=draft.category,
-                urgent=draft.urgent, description=draft.description, content_hash=content_hash,
-                latitude=draft.latitude, longitude=draft.longitude,
-                photo_count=await self._photo_count(session, draft.id),
-                queue_scope=destination.scope, queue_chat_id=destination.chat_id,
-                created_at=now, updated_at=now,
-                ack_due_at=self._deadlines.ack_due(now, urgent=draft.urgent),
-                settle_due_at=self._deadlines.settle_due(now),
-            )
-            session.add(tip)
-            await session.flush()
-            assert tip.id is not None
-            await session.exec(
-                update(Photo).where(col(Photo.draft_id) == draft.id)
-                .values(tip_id=tip.id, draft_id=None)
-            )
-            session.add(TipReporter(tip_id=tip.id, pseudonym=pseudonym,
-                                    sealed_chat=self._sealer.seal(reply_to)))
-            session.add(TipEvent(
-                tip_id=tip.id, actor_kind="resident", event="received", at=now,
-                details=json.dumps({"queue": destination.scope, "channel": channel}),
-            ))
-            session.add(OutboxMessage(kind="tip_card", tip_id=tip.id))
-            await self._remember_resident(session, pseudonym, commune.code, draft.language)
-            await session.delete(draft)
-        log.info("tip committed", extra={"tip_id": tip.id, "scope": destination.scope})
-        return Submitted(tip.id, tip.code, duplicate=False)
+                results[requests.index(request)] = Submitted(tip.id, tip.code, duplicate=False)
+        for tip, destination in zip(tips, destinations, strict=True):
+            log.info("tip committed", extra={"tip_id": tip.id, "scope": destination.scope})
+        return results
+
+    def _check_submit(
+        self, draft: Draft | None, pseudonym: str, banned: set[str],
+        history: dict[str, list[_PastTip]], now: datetime,
+    ) -> Commune:
+        """Why this submit is refused (raised), else the draft's commune."""
+        if draft is None or draft.updated_at < now - DRAFT_TTL:
+            raise IntakeError("no_draft")
+        if draft.step != Step.REVIEW:
+            raise IntakeError("wrong_step", step=draft.step)
+        if pseudonym in banned:
+            raise IntakeError("banned")
+        self._check_rate(history.get(pseudonym, []), now)
+        assert draft.commune_code is not None and draft.category is not None
+        assert draft.description is not None
+        commune = self._directory.commune(draft.commune_code)
+        assert commune is not None
+        return commune
+
+    def _check_rate(self, past: Sequence[_PastTip], now: datetime) -> None:
+        for window, limit, reason in (
+            (timedelta(hours=1), self._limits.tips_per_hour, "rate_hour"),
+            (timedelta(days=1), self._limits.tips_per_day, "rate_day"),
+        ):
+            if sum(1 for tip in past if tip.reported_at > now - window) >= limit:
+                raise IntakeError(reason, limit=limit)
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -304,35 +415,61 @@ class IntakeService:
         if await session.get(Ban, pseudonym) is not None:
             raise IntakeError("banned")
         now = utcnow()
-        for window, limit, reason in (
-            (timedelta(hours=1), self._limits.tips_per_hour, "rate_hour"),
-            (timedelta(days=1), self._limits.tips_per_day, "rate_day"),
-        ):
-            count = (await session.exec(
-                select(func.count()).select_from(TipReporter).where(
-                    col(TipReporter.pseudonym) == pseudonym,
-                    col(TipReporter.created_at) > now - window,
-                )
-            )).one()
-            if count >= limit:
-                raise IntakeError(reason, limit=limit)
+        self._check_rate((await self._history(session, [pseudonym], now)).get(pseudonym, []), now)
 
-    async def _recent_duplicate(
-        self, session: AsyncSession, pseudonym: str, content_hash: str
-    ) -> Tip | None:
-        query = (
-            select(Tip).join(TipReporter, col(TipReporter.tip_id) == col(Tip.id))
-            .where(col(TipReporter.pseudonym) == pseudonym, col(Tip.content_hash) == content_hash,
-                   col(Tip.created_at) > utcnow() - DUPLICATE_WINDOW)
-            .order_by(col(Tip.id).desc())
+    async def _history(
+        self, session: AsyncSession, pseudonyms: Sequence[str], now: datetime
+    ) -> dict[str, list[_PastTip]]:
+        """Each pseudonym's tips of the last day (rate limits and duplicates), one query."""
+        query = (  # SQLAlchemy's select: sqlmodel's is typed for four columns at most
+            sa.select(col(TipReporter.pseudonym), col(TipReporter.created_at), col(Tip.id),
+                      col(Tip.code), col(Tip.content_hash), col(Tip.created_at))
+            .join(Tip, col(Tip.id) == col(TipReporter.tip_id))
+            .where(col(TipReporter.pseudonym).in_(pseudonyms),
+                   col(TipReporter.created_at) > now - timedelta(days=1))
         )
-        return (await session.exec(query)).first()
+        history: dict[str, list[_PastTip]] = {}
+        for pseudonym, reported_at, tip_id, code, content_hash, created_at in (
+            await (await session.connection()).execute(query)
+        ).all():
+            assert tip_id is not None
+            history.setdefault(pseudonym, []).append(
+                _PastTip(tip_id, code, content_hash, reported_at, created_at)
+            )
+        return history
 
-    async def _remember_resident(
-        self, session: AsyncSession, pseudonym: str, code: int, language: str
+    async def _drafts_for_submit(
+        self, session: AsyncSession, pseudonyms: Sequence[str]
+    ) -> dict[str, Draft]:
+        # FOR UPDATE: on PostgreSQL two submits of one draft queue on its row (SQLite's
+        # BEGIN IMMEDIATE already serialises writers and ignores this clause)
+        query = select(Draft).where(col(Draft.pseudonym).in_(pseudonyms)).with_for_update()
+        return {draft.pseudonym: draft for draft in (await session.exec(query)).all()}
+
+    async def _photo_counts(
+        self, session: AsyncSession, draft_ids: Sequence[int]
+    ) -> dict[int, int]:
+        if not draft_ids:
+            return {}
+        query = (
+            select(Photo.draft_id, func.count()).where(col(Photo.draft_id).in_(draft_ids))
+            .group_by(col(Photo.draft_id))
+        )
+        return {draft_id: count for draft_id, count in (await session.exec(query)).all()
+                if draft_id is not None}
+
+    async def _residents(
+        self, session: AsyncSession, pseudonyms: Sequence[str]
+    ) -> dict[str, Resident]:
+        query = select(Resident).where(col(Resident.pseudonym).in_(pseudonyms))
+        return {resident.pseudonym: resident for resident in (await session.exec(query)).all()}
+
+    def _remember_resident(
+        self, session: AsyncSession, residents: dict[str, Resident], pseudonym: str, code: int,
+        language: str,
     ) -> None:
         """The commune for next time, and the language later notices are written in."""
-        resident = await session.get(Resident, pseudonym)
+        resident = residents.get(pseudonym)
         if resident is None:
             session.add(Resident(pseudonym=pseudonym, last_commune_code=code, language=language))
         else:

@@ -4,6 +4,7 @@ in the outbox until a group is linked, and the failure is logged loudly."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,13 +31,37 @@ class Router:
     ) -> Destination:
         """The first reachable destination; ``skip_chat_ids`` are chats known to be gone;
         ``province_only`` for tips escalated to the province."""
-        if not province_only:
-            commune = await repo.link_by_target(session, scope="commune", code=commune_code)
-            if commune is not None and commune.chat_id not in skip_chat_ids:
-                return Destination("commune", commune.chat_id)
-        province = await repo.link_by_target(session, scope="province", code=province_code)
-        if province is not None and province.chat_id not in skip_chat_ids:
-            return Destination("province", province.chat_id)
-        if self.ops_chat_id is not None and self.ops_chat_id not in skip_chat_ids:
-            return Destination("ops", self.ops_chat_id)
-        return Destination("none", None)
+        [destination] = await self.destinations(
+            session, [(commune_code, province_code)], skip_chat_ids=skip_chat_ids,
+            province_only=province_only,
+        )
+        return destination
+
+    async def destinations(
+        self, session: AsyncSession, places: Sequence[tuple[int, int]], *,
+        skip_chat_ids: frozenset[int] = frozenset(), province_only: bool = False,
+    ) -> list[Destination]:
+        """``destination`` for many (commune code, province code) pairs in one query."""
+        links = await repo.links_for_targets(
+            session,
+            commune_codes=set() if province_only else {commune for commune, _ in places},
+            province_codes={province for _, province in places},
+        )
+        chat_of = {
+            (link.scope, link.code): link.chat_id for link in links
+            if link.chat_id not in skip_chat_ids
+        }
+        ops = self.ops_chat_id if self.ops_chat_id not in skip_chat_ids else None
+        found: list[Destination] = []
+        for commune_code, province_code in places:
+            commune_chat = None if province_only else chat_of.get(("commune", commune_code))
+            province_chat = chat_of.get(("province", province_code))
+            if commune_chat is not None:
+                found.append(Destination("commune", commune_chat))
+            elif province_chat is not None:
+                found.append(Destination("province", province_chat))
+            elif ops is not None:
+                found.append(Destination("ops", ops))
+            else:
+                found.append(Destination("none", None))
+        return found
