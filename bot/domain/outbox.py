@@ -25,10 +25,12 @@ from typing import Any, Protocol
 from sqlalchemy import update
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.domain.batching import GroupCommit
 from bot.domain.cards import CardRenderer, photo_caption
 from bot.domain.notices import ReporterNotices
-from bot.domain.routing import Router
+from bot.domain.routing import Destination, Router
 from bot.domain.sealing import ReplyAddress, SealBroken
 from storage import repositories as repo
 from storage.db import Database
@@ -103,6 +105,31 @@ class OutboxStats:
     retried: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    row_id: int
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class _CardPosted:
+    row_id: int
+    tip_id: int
+    chat_id: int
+    message_id: int
+    scope: str
+    payload: str
+
+
+@dataclass(slots=True)
+class _Claimed:
+    """A row taken with a lease, and what was read for it in the same pass."""
+
+    row: OutboxMessage
+    tip: Tip | None = None
+    destination: Destination | None = None
+
+
 class OutboxWorker:
     def __init__(
         self,
@@ -112,8 +139,7 @@ class OutboxWorker:
         notices: ReporterNotices,
         *,
         poll_interval: float = 2.0,
-        concurrency: int = 8,
-        batch_size: int = 50,
+        concurrency: int = 32,
     ) -> None:
         self._db = db
         self._transport: Transport | None = None
@@ -121,13 +147,18 @@ class OutboxWorker:
         self._router = router
         self._notices = notices
         self._poll_interval = poll_interval
-        self._concurrency = asyncio.Semaphore(concurrency)
-        self._batch_size = batch_size
+        # rows in flight at once; a claimed row waits at most this many sends of one group
+        # (20/min) behind it, which must stay well inside the LEASE
+        self._concurrency = concurrency
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[int]] = set()
-        self._busy_tips: set[int | None] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        # the bookkeeping after a send, batched across rows (one transaction per batch)
+        self._marks: GroupCommit[_Mark, None] = GroupCommit(self._write_marks, name="outbox-mark")
+        self._posted: GroupCommit[_CardPosted, None] = GroupCommit(
+            self._write_cards_posted, name="outbox-card"
+        )
         self.stats = OutboxStats()
 
     def wake(self) -> None:
@@ -161,102 +192,95 @@ class OutboxWorker:
                 await task
         self._task = None
         self._tasks.clear()
-        self._busy_tips.clear()
 
     async def _run(self) -> None:
         while True:
+            self._wakeup.clear()
             try:
-                self._schedule(await self._due_heads())
+                room = self._concurrency - len(self._tasks)
+                if room > 0:
+                    for claimed in await self._claim_due(room):
+                        task = asyncio.create_task(self._process(claimed), name="outbox-row")
+                        self._tasks.add(task)
+                        task.add_done_callback(self._row_done)
             except Exception:
                 log.exception("outbox pass failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
-            self._wakeup.clear()
 
-    async def _due_heads(self, *, tip_id: int | None = None) -> list[tuple[int, int | None]]:
-        """The first pending row of each tip, when due: a tip's messages go out in order
-        (its card before the card's refresh, "acknowledged" before "processed"), even when
-        an earlier one is waiting for a retry. Urgent tips first."""
+    def _row_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self.wake()  # the tip's next row, or other work
+
+    async def _claim_due(self, limit: int) -> list[_Claimed]:
+        """Take up to ``limit`` due rows with a lease, in one transaction, so two workers never
+        send a row at once. Only the first pending row of each tip is due: a tip's messages go
+        out in order (its card before the card's refresh, "acknowledged" before "processed"),
+        even when an earlier one waits for a retry; a row being sent keeps its tip's later
+        rows back, since it stays pending until marked. Urgent tips first."""
+        now = utcnow()
         earlier = aliased(OutboxMessage)
         earlier_pending = select(earlier.id).where(
             col(earlier.tip_id) == col(OutboxMessage.tip_id), col(earlier.status) == "pending",
             col(earlier.id) < col(OutboxMessage.id),
         ).exists()
-        query = (
-            select(OutboxMessage.id, OutboxMessage.tip_id)
+        heads = (
+            select(OutboxMessage.id)
             .outerjoin(Tip, col(Tip.id) == col(OutboxMessage.tip_id))
             .where(col(OutboxMessage.status) == "pending",
-                   col(OutboxMessage.next_attempt_at) <= utcnow(), ~earlier_pending)
+                   col(OutboxMessage.next_attempt_at) <= now, ~earlier_pending)
             .order_by(col(Tip.urgent).desc(), col(OutboxMessage.id))
-            .limit(self._batch_size)
+            .limit(limit)
         )
-        if tip_id is not None:
-            query = query.where(col(OutboxMessage.tip_id) == tip_id)
-        async with self._db.session() as session:
-            rows = (await session.exec(query)).all()
-        return [(row_id, tip_id) for row_id, tip_id in rows if row_id is not None]
-
-    def _schedule(self, heads: list[tuple[int, int | None]]) -> None:
-        """One task per tip, not waiting for a whole batch: a slow group (20 msg/min) does
-        not hold up the others."""
-        for _row_id, tip_id in heads:
-            if tip_id in self._busy_tips:
-                continue
-            self._busy_tips.add(tip_id)
-            task = asyncio.create_task(self._process_tip(tip_id), name="outbox-tip")
-            self._tasks.add(task)
-            task.add_done_callback(self._tip_done)
-
-    def _tip_done(self, task: asyncio.Task[int]) -> None:
-        self._tasks.discard(task)
-        self.wake()  # look for the next row of that tip, or other work
-
-    async def _process_tip(self, tip_id: int | None) -> int:
-        """Send this tip's due rows in order, stopping at the first that must wait."""
-        self._busy_tips.add(tip_id)
-        tried = 0
-        try:
-            while True:
-                heads = [h for h in await self._due_heads(tip_id=tip_id) if h[1] == tip_id]
-                if not heads:
-                    return tried
-                attempted, done = await self._process(heads[0][0])
-                tried += attempted
-                if not done or tip_id is None or self._stopping:
-                    return tried
-        finally:
-            self._busy_tips.discard(tip_id)
-
-    async def _process(self, row_id: int) -> tuple[int, bool]:
-        """Try one row: (1 if it was tried, whether it is finished)."""
-        async with self._concurrency:
-            row = await self._claim(row_id)
-            if row is None:
-                return 0, False
-            try:
-                await self._deliver(row)
-            except RetryLater as error:
-                await self._reschedule(row, str(error), error.seconds)
-            except Exception as error:  # never lose the row: back off and alert via logs
-                log.exception("outbox delivery failed", extra={"outbox_id": row.id})
-                await self._reschedule(row, f"{type(error).__name__}: {error}", None)
-            else:
-                return 1, True
-            return 1, row.status != "pending"
-
-    async def _claim(self, row_id: int) -> OutboxMessage | None:
-        """Take the row with a lease (atomic), so two workers never send it at once."""
-        now = utcnow()
         async with self._db.transaction() as session:
-            result = await session.exec(
+            ids = [row_id for row_id in (await session.exec(heads)).all() if row_id is not None]
+            if not ids:
+                return []
+            await session.exec(
                 update(OutboxMessage)
-                .where(col(OutboxMessage.id) == row_id, col(OutboxMessage.status) == "pending",
+                .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.status) == "pending",
                        col(OutboxMessage.next_attempt_at) <= now)
                 .values(next_attempt_at=now + LEASE, attempts=OutboxMessage.attempts + 1)
+                .execution_options(synchronize_session=False)
             )
-            if result.rowcount != 1:
-                return None
-            return await session.get(OutboxMessage, row_id)
+            rows = (await session.exec(
+                select(OutboxMessage).where(col(OutboxMessage.id).in_(ids),
+                                            col(OutboxMessage.next_attempt_at) == now + LEASE)
+                .order_by(col(OutboxMessage.id))
+            )).all()
+            claimed = [_Claimed(row) for row in rows]
+            await self._prefetch(session, claimed)
+        return claimed
+
+    async def _prefetch(self, session: AsyncSession, claimed: list[_Claimed]) -> None:
+        """The tips of the claimed rows, and where new cards go, in two queries in all."""
+        tip_ids = {c.row.tip_id for c in claimed if c.row.tip_id is not None}
+        if not tip_ids:
+            return
+        tips = {tip.id: tip for tip in (await session.exec(
+            select(Tip).where(col(Tip.id).in_(tip_ids))
+        )).all()}
+        new_cards: list[_Claimed] = []
+        for item in claimed:
+            item.tip = tips.get(item.row.tip_id)
+            if (item.row.kind == "tip_card" and item.tip is not None
+                    and item.row.payload in ("", "{}")):  # first attempt: plain routing
+                new_cards.append(item)
+        places = [(c.tip.commune_code, c.tip.province_code) for c in new_cards if c.tip]
+        for item, destination in zip(
+            new_cards, await self._router.destinations(session, places), strict=True
+        ):
+            item.destination = destination
+
+    async def _process(self, claimed: _Claimed) -> None:
+        row = claimed.row
+        try:
+            await self._deliver(claimed)
+        except RetryLater as error:
+            await self._reschedule(row, str(error), error.seconds)
+        except Exception as error:  # never lose the row: back off and alert via logs
+            log.exception("outbox delivery failed", extra={"outbox_id": row.id})
+            await self._reschedule(row, f"{type(error).__name__}: {error}", None)
 
     async def _reschedule(self, row: OutboxMessage, reason: str, seconds: float | None) -> None:
         if row.kind != "tip_card" and row.attempts >= MAX_ATTEMPTS:
@@ -306,17 +330,19 @@ class OutboxWorker:
             )
         row.payload = json.dumps(progress)
 
-    async def _deliver(self, row: OutboxMessage) -> None:
+    async def _deliver(self, claimed: _Claimed) -> None:
+        row = claimed.row
         progress: dict[str, Any] = json.loads(row.payload or "{}")
         if row.kind == "tip_card":
             while True:
                 try:
-                    await self._deliver_tip_card(row, progress)
+                    await self._deliver_tip_card(claimed, progress)
                     break
                 except ChatMoved as moved:
                     await self._follow_migration(row, progress, moved.new_chat_id)
                 except ChatGone:
                     await self._route_around(row, progress)
+                claimed.tip = claimed.destination = None  # read again for the next try
         else:
             deliver = {
                 "card_refresh": self._refresh_cards,
@@ -334,17 +360,45 @@ class OutboxWorker:
         await self._mark(row, "sent")
 
     async def _mark(self, row: OutboxMessage, status: str) -> None:
-        async with self._db.transaction() as session:
-            await session.exec(
-                update(OutboxMessage)
-                .where(col(OutboxMessage.id) == row.id)
-                .values(status=status, sent_at=utcnow())
-            )
+        assert row.id is not None
+        await self._marks.run(_Mark(row.id, status))
+        row.status = status
         if status == "sent":
             self.stats.sent += 1
 
-    async def _deliver_tip_card(self, row: OutboxMessage, progress: dict[str, Any]) -> None:
+    async def _write_marks(self, marks: Sequence[_Mark]) -> list[None]:
+        now = utcnow()
+        async with self._db.transaction() as session:
+            for status in sorted({mark.status for mark in marks}):
+                await session.exec(
+                    update(OutboxMessage)
+                    .where(col(OutboxMessage.id).in_([m.row_id for m in marks
+                                                      if m.status == status]))
+                    .values(status=status, sent_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+        return [None] * len(marks)
+
+    async def _deliver_tip_card(self, claimed: _Claimed, progress: dict[str, Any]) -> None:
+        row = claimed.row
         assert row.tip_id is not None
+        if claimed.tip is not None and (claimed.tip.photo_count == 0 or "photos" in progress) \
+                and (claimed.destination is not None or progress.get("chat_id") is not None):
+            tip, photos = claimed.tip, ()  # all read when the row was claimed
+            if progress.get("chat_id") is None:
+                assert claimed.destination is not None
+                if claimed.destination.chat_id is None:
+                    log.error("tip has no destination: link a group", extra={"tip_id": tip.id})
+                    raise RetryLater("no group linked", NO_DESTINATION_RETRY_SECONDS)
+                progress.update(chat_id=claimed.destination.chat_id,
+                                scope=claimed.destination.scope)
+        else:
+            tip, photos = await self._read_tip_for_card(row, progress)  # type: ignore[assignment]
+        await self._send_card(row, tip, photos, progress)
+
+    async def _read_tip_for_card(
+        self, row: OutboxMessage, progress: dict[str, Any]
+    ) -> tuple[Tip, Sequence[Photo]]:
         async with self._db.session() as session:
             tip = await session.get(Tip, row.tip_id)
             assert tip is not None and tip.id is not None
@@ -363,6 +417,11 @@ class OutboxWorker:
             photos = (await session.exec(
                 select(Photo).where(col(Photo.tip_id) == tip.id).order_by(col(Photo.position))
             )).all() if tip.photo_count else []
+        return tip, photos
+
+    async def _send_card(
+        self, row: OutboxMessage, tip: Tip, photos: Sequence[Photo], progress: dict[str, Any]
+    ) -> None:
         chat_id: int = progress["chat_id"]
         if "card" not in progress:
             ids = []
@@ -391,22 +450,36 @@ class OutboxWorker:
         self, row: OutboxMessage, tip: Tip, chat_id: int, message_id: int,
         progress: dict[str, Any],
     ) -> None:
-        async with self._db.transaction() as session:
-            assert tip.id is not None
-            session.add(TipCard(tip_id=tip.id, chat_id=chat_id, message_id=message_id))
-            await session.exec(
-                update(Tip).where(col(Tip.id) == tip.id)
-                .values(delivered_at=utcnow(), queue_scope=progress["scope"], queue_chat_id=chat_id)
-            )
-            session.add(TipEvent(tip_id=tip.id, actor_kind="system", event="delivered",
-                                 details=json.dumps({"queue": progress["scope"]})))
-            await session.exec(
-                update(OutboxMessage)
-                .where(col(OutboxMessage.id) == row.id)
-                .values(payload=json.dumps(progress))
-            )
+        assert row.id is not None and tip.id is not None
         row.payload = json.dumps(progress)
+        await self._posted.run(_CardPosted(
+            row_id=row.id, tip_id=tip.id, chat_id=chat_id, message_id=message_id,
+            scope=progress["scope"], payload=row.payload,
+        ))
         log.info("tip card delivered", extra={"tip_id": tip.id, "scope": progress["scope"]})
+
+    async def _write_cards_posted(self, posted: Sequence[_CardPosted]) -> list[None]:
+        """The card's message id, the tip's queue, the audit event and the row's progress,
+        for every card posted since the last batch."""
+        now = utcnow()
+        async with self._db.transaction() as session:
+            session.add_all([
+                TipCard(tip_id=card.tip_id, chat_id=card.chat_id, message_id=card.message_id)
+                for card in posted
+            ])
+            session.add_all([
+                TipEvent(tip_id=card.tip_id, actor_kind="system", event="delivered", at=now,
+                         details=json.dumps({"queue": card.scope}))
+                for card in posted
+            ])
+            await session.exec(update(Tip), params=[  # executemany by primary key
+                {"id": card.tip_id, "delivered_at": now, "queue_scope": card.scope,
+                 "queue_chat_id": card.chat_id} for card in posted
+            ])
+            await session.exec(update(OutboxMessage), params=[
+                {"id": card.row_id, "payload": card.payload} for card in posted
+            ])
+        return [None] * len(posted)
 
     async def _follow_migration(
         self, row: OutboxMessage, progress: dict[str, Any], new_chat_id: int
