@@ -37,6 +37,7 @@ from bot.logs import quiet_identity_bearing_loggers
 from bot.membership import TelegramMembership
 from bot.ratelimit import TiplineRateLimiter
 from bot.settings import Settings
+from bot.telegram_http import AiohttpRequest
 from bot.telegram_transport import TelegramTransport
 from bot.web import WebServer
 from bot.webhook import WebhookInbox
@@ -121,6 +122,9 @@ def build_application(settings: Settings, endpoint: BotEndpoint) -> TiplineAppli
             private_window_seconds=settings.telegram_private_window_seconds,
         ))
         .concurrent_updates(True)
+        .request(AiohttpRequest(connection_pool_size=256))
+        # long polling holds its connection for the poll's timeout (10 s) plus the default
+        .get_updates_request(AiohttpRequest(connection_pool_size=2, read_timeout=5.0))
         .build()
     ))
     return application

@@ -1,0 +1,98 @@
+"""python-telegram-bot's HTTP layer on aiohttp (already our web server's library).
+
+PTB's default, ``HTTPXRequest``, costs ~2.5 ms of event-loop CPU per Bot API call here
+(httpcore's pool scans every connection through anyio on each request; see
+docs/benchmarks.md); a bot that answers a button, sends a receipt and posts a card makes
+three or four calls per tip, so this is a large share of a tip's cost. aiohttp's client
+does the same calls for a fraction of it. Behaviour follows ``HTTPXRequest``: form
+fields (or multipart with files), the four timeouts, ``TimedOut``/``NetworkError``.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+from telegram._utils.defaultvalue import DefaultValue
+from telegram._utils.types import ODVInput
+from telegram.error import NetworkError, TimedOut
+from telegram.request import BaseRequest, RequestData
+
+DEFAULT_TIMEOUTS = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 1.0}
+MEDIA_WRITE_TIMEOUT = 20.0
+
+
+class AiohttpRequest(BaseRequest):
+    """One ``aiohttp.ClientSession`` with a bounded connection pool."""
+
+    def __init__(
+        self, *, connection_pool_size: int = 256, read_timeout: float | None = 5.0
+    ) -> None:
+        self._pool_size = connection_pool_size
+        self._read_timeout = read_timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self._read_timeout
+
+    async def initialize(self) -> None:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._pool_size, ttl_dns_cache=300),
+                headers={"User-Agent": self.USER_AGENT},
+                # the timeouts are per call; the pool wait is bounded by the connector
+                timeout=aiohttp.ClientTimeout(total=None),
+                raise_for_status=False,
+                auto_decompress=True,
+            )
+
+    async def shutdown(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        write_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        if self._session is None or self._session.closed:
+            raise RuntimeError("This AiohttpRequest is not initialized!")
+        files = request_data.multipart_data if request_data else None
+        fields = request_data.json_parameters if request_data else None
+        read = _value(read_timeout, self._read_timeout)
+        write = _value(write_timeout, MEDIA_WRITE_TIMEOUT if files else DEFAULT_TIMEOUTS["write"])
+        connect = _value(connect_timeout, DEFAULT_TIMEOUTS["connect"])
+        pool = _value(pool_timeout, DEFAULT_TIMEOUTS["pool"])
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=_add(connect, pool), sock_connect=connect,
+            # aiohttp has no separate write timeout: sending the body counts towards the read
+            sock_read=_add(read, write),
+        )
+        body: aiohttp.FormData | dict[str, str] | None = fields
+        if files:
+            form = aiohttp.FormData()
+            for name, value in (fields or {}).items():
+                form.add_field(name, value)
+            for name, (filename, content, mime) in files.items():  # PTB's (name, bytes|IO, type)
+                form.add_field(name, content, filename=filename, content_type=mime)
+            body = form
+        try:
+            async with self._session.request(method, url, data=body, timeout=timeout) as response:
+                return response.status, await response.read()
+        except (TimeoutError, aiohttp.ServerTimeoutError) as error:
+            raise TimedOut from error
+        except aiohttp.ClientError as error:
+            raise NetworkError(f"aiohttp.{type(error).__name__}: {error}") from error
+
+
+def _value(given: ODVInput[float], default: float | None) -> float | None:
+    return default if isinstance(given, DefaultValue) else given
+
+
+def _add(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a + b
