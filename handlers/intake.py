@@ -15,7 +15,13 @@ import asyncio
 import html
 import logging
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
 from telegram.constants import ParseMode
 
 from bot.context import TELEGRAM, TiplineContext
@@ -206,8 +212,7 @@ async def on_button(update: Update, context: TiplineContext) -> None:
                 )
                 return
             case ["d", "ok"]:
-                await answer(query)
-                await _submit(context, pseudonym, chat_id, _, query.message)
+                await _submit(context, query, pseudonym, chat_id, _)
                 return
             case _:
                 raise IntakeError("bad_button")
@@ -220,19 +225,21 @@ async def on_button(update: Update, context: TiplineContext) -> None:
 
 
 async def _submit(
-    context: TiplineContext, pseudonym: str, chat_id: int, _: Gettext, message: object
+    context: TiplineContext, query: CallbackQuery, pseudonym: str, chat_id: int, _: Gettext
 ) -> None:
-    """Commit first, then tell the resident, then wake the outbox."""
+    """Commit first, then tell the resident, then wake the outbox. The button is answered
+    while the tip commits; a failed answer never stands between a commit and its receipt."""
     services = context.services
+    answered = asyncio.ensure_future(_answer_quietly(query))
     try:
         result = await services.intake.submit(
             pseudonym, ReplyAddress(TELEGRAM, str(chat_id)), channel="telegram"
         )
     except IntakeError as error:
+        await answered
         await context.bot.send_message(chat_id, refusal(error, _))
         return
     services.outbox.wake()
-    await _close_buttons(message)
     if result.duplicate:
         text = _(
             "You sent this same tip a few minutes ago, so the two were merged. "
@@ -243,9 +250,20 @@ async def _submit(
             "Keep this code: send /status {code} from any phone to see what happened to "
             "your tip, or /mytips in this chat."
         )
-    await context.bot.send_message(
-        chat_id, text.format(code=f"<code>{result.code}</code>"), parse_mode=ParseMode.HTML
+    await asyncio.gather(
+        answered,
+        _close_buttons(query.message),
+        context.bot.send_message(
+            chat_id, text.format(code=f"<code>{result.code}</code>"), parse_mode=ParseMode.HTML
+        ),
     )
+
+
+async def _answer_quietly(query: CallbackQuery) -> None:
+    try:
+        await answer(query)
+    except Exception:  # the spinner times out by itself; the tip matters more
+        log.warning("could not answer a confirm button", exc_info=True)
 
 
 # --- prompts -------------------------------------------------------------------------------
