@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import update
+from sqlalchemy import Integer, bindparam, update
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.domain.batching import GroupCommit
 from bot.domain.cards import CardRenderer, photo_caption
@@ -42,6 +43,7 @@ from storage.models import (
     TipCard,
     TipEvent,
     TipReporter,
+    UTCDateTime,
     utcnow,
 )
 
@@ -119,6 +121,7 @@ class _CardPosted:
     message_id: int
     scope: str
     payload: str
+    finished: bool  # the row's last step: marked sent in the same write
 
 
 @dataclass(slots=True)
@@ -128,6 +131,25 @@ class _Claimed:
     row: OutboxMessage
     tip: Tip | None = None
     destination: Destination | None = None
+
+
+def _due_heads_query() -> SelectOfScalar[int | None]:
+    """Ids of the due rows that are first in their tip's line (built once: ``now``, ``limit``
+    are parameters)."""
+    earlier = aliased(OutboxMessage)
+    earlier_pending = select(earlier.id).where(
+        col(earlier.tip_id) == col(OutboxMessage.tip_id), col(earlier.status) == "pending",
+        col(earlier.id) < col(OutboxMessage.id),
+    ).exists()
+    return (
+        select(col(OutboxMessage.id))
+        .outerjoin(Tip, col(Tip.id) == col(OutboxMessage.tip_id))
+        .where(col(OutboxMessage.status) == "pending",
+               col(OutboxMessage.next_attempt_at) <= bindparam("now", type_=UTCDateTime),
+               ~earlier_pending)
+        .order_by(col(Tip.urgent).desc(), col(OutboxMessage.id))
+        .limit(bindparam("limit", type_=Integer))
+    )
 
 
 class OutboxWorker:
@@ -159,6 +181,7 @@ class OutboxWorker:
         self._posted: GroupCommit[_CardPosted, None] = GroupCommit(
             self._write_cards_posted, name="outbox-card"
         )
+        self._due_heads = _due_heads_query()
         self.stats = OutboxStats()
 
     def wake(self) -> None:
@@ -213,42 +236,32 @@ class OutboxWorker:
         self.wake()  # the tip's next row, or other work
 
     async def _claim_due(self, limit: int) -> list[_Claimed]:
-        """Take up to ``limit`` due rows with a lease, in one transaction, so two workers never
-        send a row at once. Only the first pending row of each tip is due: a tip's messages go
-        out in order (its card before the card's refresh, "acknowledged" before "processed"),
-        even when an earlier one waits for a retry; a row being sent keeps its tip's later
-        rows back, since it stays pending until marked. Urgent tips first."""
+        """Take up to ``limit`` due rows with a lease, so two workers never send a row at once.
+
+        Only the first pending row of each tip is due: a tip's messages go out in order (its
+        card before the card's refresh, "acknowledged" before "processed"), even when an
+        earlier one waits for a retry; a row being sent keeps its tip's later rows back, since
+        it stays pending until marked. Urgent tips first. The candidates are read without the
+        write lock (most passes find nothing); the lease is one ``UPDATE … RETURNING`` that
+        re-checks each row, so a row claimed meanwhile by another worker is skipped."""
         now = utcnow()
-        earlier = aliased(OutboxMessage)
-        earlier_pending = select(earlier.id).where(
-            col(earlier.tip_id) == col(OutboxMessage.tip_id), col(earlier.status) == "pending",
-            col(earlier.id) < col(OutboxMessage.id),
-        ).exists()
-        heads = (
-            select(OutboxMessage.id)
-            .outerjoin(Tip, col(Tip.id) == col(OutboxMessage.tip_id))
-            .where(col(OutboxMessage.status) == "pending",
-                   col(OutboxMessage.next_attempt_at) <= now, ~earlier_pending)
-            .order_by(col(Tip.urgent).desc(), col(OutboxMessage.id))
-            .limit(limit)
-        )
+        async with self._db.session() as session:
+            ids = [row_id for row_id in (await session.exec(
+                self._due_heads, params={"now": now, "limit": limit}
+            )).all() if row_id is not None]
+        if not ids:
+            return []
         async with self._db.transaction() as session:
-            ids = [row_id for row_id in (await session.exec(heads)).all() if row_id is not None]
-            if not ids:
-                return []
-            await session.exec(
+            rows = (await session.exec(
                 update(OutboxMessage)
                 .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.status) == "pending",
                        col(OutboxMessage.next_attempt_at) <= now)
                 .values(next_attempt_at=now + LEASE, attempts=OutboxMessage.attempts + 1)
-                .execution_options(synchronize_session=False)
-            )
-            rows = (await session.exec(
-                select(OutboxMessage).where(col(OutboxMessage.id).in_(ids),
-                                            col(OutboxMessage.next_attempt_at) == now + LEASE)
-                .order_by(col(OutboxMessage.id))
-            )).all()
-            claimed = [_Claimed(row) for row in rows]
+                .returning(OutboxMessage)
+                .execution_options(synchronize_session=False),
+            )).scalars().all()
+            order = {row_id: position for position, row_id in enumerate(ids)}
+            claimed = [_Claimed(row) for row in sorted(rows, key=lambda row: order[row.id or 0])]
             await self._prefetch(session, claimed)
         return claimed
 
@@ -357,7 +370,8 @@ class OutboxWorker:
             except ChatMoved as moved:  # the group became a supergroup: follow it, go again
                 await self._chat_moved(moved.old_chat_id, moved.new_chat_id)
                 raise RetryLater("group migrated to a supergroup", 0) from moved
-        await self._mark(row, "sent")
+        if row.status == "pending":  # a card without attachments was marked with its record
+            await self._mark(row, "sent")
 
     async def _mark(self, row: OutboxMessage, status: str) -> None:
         assert row.id is not None
@@ -430,7 +444,9 @@ class OutboxWorker:
                 buttons = self._renderer.buttons(tip) if index == 0 else None
                 ids.append(await self.transport.send_html(chat_id, part, buttons=buttons))
             progress["card"] = ids
-            await self._record_card(row, tip, chat_id, ids[0], progress)
+            # nothing else to send: the row is finished in the same write
+            last = not photos and (tip.latitude is None or tip.longitude is None)
+            await self._record_card(row, tip, chat_id, ids[0], progress, finished=last)
         card_id = progress["card"][0]
         if photos and not progress.get("photos"):
             captions = [photo_caption(tip.code, i + 1, len(photos)) for i in range(len(photos))]
@@ -448,14 +464,17 @@ class OutboxWorker:
 
     async def _record_card(
         self, row: OutboxMessage, tip: Tip, chat_id: int, message_id: int,
-        progress: dict[str, Any],
+        progress: dict[str, Any], *, finished: bool,
     ) -> None:
         assert row.id is not None and tip.id is not None
         row.payload = json.dumps(progress)
         await self._posted.run(_CardPosted(
             row_id=row.id, tip_id=tip.id, chat_id=chat_id, message_id=message_id,
-            scope=progress["scope"], payload=row.payload,
+            scope=progress["scope"], payload=row.payload, finished=finished,
         ))
+        if finished:
+            row.status = "sent"
+            self.stats.sent += 1
         log.info("tip card delivered", extra={"tip_id": tip.id, "scope": progress["scope"]})
 
     async def _write_cards_posted(self, posted: Sequence[_CardPosted]) -> list[None]:
@@ -477,7 +496,10 @@ class OutboxWorker:
                  "queue_chat_id": card.chat_id} for card in posted
             ])
             await session.exec(update(OutboxMessage), params=[
-                {"id": card.row_id, "payload": card.payload} for card in posted
+                {"id": card.row_id, "payload": card.payload,
+                 "status": "sent" if card.finished else "pending",
+                 "sent_at": now if card.finished else None}
+                for card in posted
             ])
         return [None] * len(posted)
 
