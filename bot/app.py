@@ -66,7 +66,7 @@ class BotEndpoint:
 
 async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Services:
     """Open the database (migrated to head), load reference data, build the services."""
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, sqlite_threads=settings.sqlite_threads)
     try:
         await migrate.upgrade(db)
         directory = await asyncio.to_thread(CommuneDirectory.load)
@@ -142,7 +142,8 @@ SHUTDOWN_STEP_SECONDS = 15.0
 async def _within(step: Awaitable[None], what: str) -> None:
     """Graceful shutdown with a deadline per step (SIGTERM must end the process)."""
     try:
-        await asyncio.wait_for(step, SHUTDOWN_STEP_SECONDS)
+        async with asyncio.timeout(SHUTDOWN_STEP_SECONDS):
+            await step
     except TimeoutError:
         log.warning("shutdown step took too long, going on", extra={"event": what})
 

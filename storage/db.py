@@ -20,6 +20,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.sqlite_inline import inline_connector
+
 _BEGIN_OPTION = "tipline_begin"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 SQLITE_POOL_SIZE = 16
@@ -28,17 +30,23 @@ SQLITE_POOL_SIZE = 16
 class Database:
     """Owns the engine; hands out sessions for reading and transactions for writing."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, sqlite_threads: bool = False) -> None:
+        """``sqlite_threads``: run SQLite calls in aiosqlite's worker threads instead of on
+        the event loop (see storage/sqlite_inline.py)."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         # SQLite has one writer at a time: writers of this process queue on a lock instead
         # of sleeping in SQLite's busy handler (other processes still get busy_timeout)
         self._write_lock: asyncio.Lock | None = None
         if self.is_sqlite:
-            _ensure_sqlite_dir(url)
+            database = _ensure_sqlite_dir(url)
+            inline = {} if sqlite_threads or database is None else {
+                "async_creator": inline_connector(database)
+            }
             self.engine: AsyncEngine = create_async_engine(
                 url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
                 pool_size=SQLITE_POOL_SIZE, max_overflow=0,  # no connect/PRAGMA churn
+                **inline,
             )
             _install_sqlite_pragmas(self.engine)
             self._write_lock = asyncio.Lock()
@@ -71,10 +79,13 @@ class Database:
         await self.engine.dispose()
 
 
-def _ensure_sqlite_dir(url: str) -> None:
+def _ensure_sqlite_dir(url: str) -> str | None:
+    """The database file's path (its folder created), or None for in-memory/URI forms."""
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+        return database
+    return None
 
 
 def _install_sqlite_pragmas(engine: AsyncEngine) -> None:
@@ -83,7 +94,9 @@ def _install_sqlite_pragmas(engine: AsyncEngine) -> None:
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # take transaction control away from the sqlite3 module: we emit BEGIN ourselves
-        dbapi_connection.isolation_level = None
+        # (inline connections are opened that way already)
+        if dbapi_connection.isolation_level is not None:
+            dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")

@@ -39,3 +39,35 @@ async def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
         assert mode == "wal"
     finally:
         await db.close()
+
+
+async def test_sqlite_calls_run_on_the_event_loop_unless_threads_are_asked_for(
+    sqlite_url: str,
+) -> None:
+    """The default SQLite engine makes its calls inline (no aiosqlite worker thread per
+    connection, see storage/sqlite_inline.py); ``sqlite_threads=True`` keeps aiosqlite's."""
+    import threading
+
+    from storage.models import SQLModel
+
+    async def threads_while_used(db: Database, who: str) -> int:
+        async with db.engine.begin() as connection:
+            await connection.run_sync(SQLModel.metadata.create_all)
+        async with db.transaction() as session:
+            session.add(Resident(pseudonym=who, last_commune_code=1))
+        async with db.session() as session:
+            row = await session.get(Resident, who)
+            assert row is not None and row.last_commune_code == 1
+            return threading.active_count()
+
+    before = threading.active_count()
+    inline = Database(sqlite_url)
+    try:
+        assert await threads_while_used(inline, "inline") == before
+    finally:
+        await inline.close()
+    threaded = Database(sqlite_url, sqlite_threads=True)
+    try:
+        assert await threads_while_used(threaded, "threaded") > before
+    finally:
+        await threaded.close()

@@ -204,6 +204,9 @@ class OutboxWorker:
         then cancel what is left: a row cut off mid-send is retried after its lease."""
         self._stopping = True
         if self._task is not None:
+            self.wake()  # the loop sees _stopping and ends; cancelled if it does not at once
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait({self._task}, timeout=1.0)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -217,7 +220,7 @@ class OutboxWorker:
         self._tasks.clear()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wakeup.clear()
             try:
                 room = self._concurrency - len(self._tasks)
@@ -228,8 +231,11 @@ class OutboxWorker:
                         task.add_done_callback(self._row_done)
             except Exception:
                 log.exception("outbox pass failed")
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
+            # lands as the event is set, and the worker then never stopped (a shutdown hang)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                async with asyncio.timeout(self._poll_interval):
+                    await self._wakeup.wait()
 
     def _row_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -27,7 +27,8 @@ class Signal:
         if seconds <= 0:
             return False
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), seconds)
+            async with asyncio.timeout(seconds):  # not wait_for: it can swallow a cancel (3.11)
+                await event.wait()
             return True
         return False
 
