@@ -40,6 +40,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import cProfile
 import json
 import multiprocessing
 import os
@@ -545,6 +546,9 @@ async def run_once(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
             lag = LoopLag()
             lag.start()
             spy = _start_py_spy(args, name) if name != "warmup" else None
+            profile = cProfile.Profile() if args.cprofile and name != "warmup" else None
+            if profile is not None:
+                profile.enable()
             trace.start()
             cpu0, wall0, threads0 = time.process_time(), time.perf_counter(), thread_cpu()
             parent_end.send(order)
@@ -552,6 +556,10 @@ async def run_once(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
             bot_cpu, bot_wall = time.process_time() - cpu0, time.perf_counter() - wall0
             threads1 = thread_cpu()
             _stop_py_spy(spy)
+            if profile is not None:
+                profile.disable()
+                Path(args.cprofile).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
+                profile.dump_stats(Path(args.cprofile) / f"bot-{name}.pstats")
             phases.append(Phase(name, result, bot_cpu, bot_wall, await lag.stop(),
                                 threads1[0] - threads0[0], threads1[1] - threads0[1],
                                 trace.stop(bot_wall, len(order["residents"]))))
@@ -702,6 +710,8 @@ def main() -> None:
     parser.add_argument("--prepare", choices=["bulk", "service"], default="bulk",
                         help="drafts of the measured residents: inserted as Draft rows (bulk, "
                         "default) or each through IntakeService (5 transactions, slow)")
+    parser.add_argument("--cprofile", help="write cProfile stats of the bot process per phase "
+                        "into this directory (slows the bot ~2x: for call counts, not speed)")
     parser.add_argument("--py-spy", help="record py-spy raw stacks of both processes per phase "
                         "into this directory (py-spy must be installed)")
     parser.add_argument("--quiet", action="store_true", help="only the summary")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import bindparam, delete, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,20 +20,21 @@ async def link_by_target(session: AsyncSession, *, scope: str, code: int) -> Gro
     return (await session.exec(query)).first()
 
 
+_LINKS_FOR_TARGETS = select(GroupLink).where(or_(
+    (col(GroupLink.scope) == "commune")
+    & col(GroupLink.code).in_(bindparam("communes", expanding=True)),
+    (col(GroupLink.scope) == "province")
+    & col(GroupLink.code).in_(bindparam("provinces", expanding=True)),
+))  # built once: routing runs for every tip
+
+
 async def links_for_targets(
     session: AsyncSession, *, commune_codes: Collection[int], province_codes: Collection[int]
 ) -> list[GroupLink]:
     """The links of these communes and provinces, in one query."""
-    wanted = []
-    if commune_codes:
-        wanted.append((col(GroupLink.scope) == "commune") & col(GroupLink.code).in_(commune_codes))
-    if province_codes:
-        wanted.append(
-            (col(GroupLink.scope) == "province") & col(GroupLink.code).in_(province_codes)
-        )
-    if not wanted:
-        return []
-    return list((await session.exec(select(GroupLink).where(or_(*wanted)))).all())
+    return list((await session.exec(_LINKS_FOR_TARGETS, params={
+        "communes": list(commune_codes), "provinces": list(province_codes),
+    })).all())
 
 
 async def delete_link(session: AsyncSession, *, link_id: int) -> None:

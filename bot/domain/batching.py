@@ -5,7 +5,9 @@ statement and per transaction, not per row. So the work of many concurrent calle
 residents confirming their tips in the same 100 ms) is done in one transaction with a
 handful of statements. Nobody waits for a batch to fill: the first caller runs at once, and
 whoever arrives while a batch is running goes into the next one, so a batch is exactly as
-big as the load makes it (one under light load, dozens under a burst).
+big as the load makes it (one under light load, dozens under a burst). The batch function
+may not yield at all (SQLite calls are made on the event loop, storage/sqlite_inline.py), so
+a batch first lets the callers that are ready in the same turn of the loop join it.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ class GroupCommit(Generic[Item, Result]):
                 await asyncio.shield(self._runner)
 
     async def _drain(self) -> None:
+        # one turn of the event loop first: callers that are ready to run now (say, the
+        # handlers of one getUpdates answer) join this batch instead of each making their own
+        await asyncio.sleep(0)
         while self._waiting:
             batch = self._waiting[: self._max_batch]
             del self._waiting[: self._max_batch]

@@ -18,9 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -44,6 +47,7 @@ from storage.models import (
     Tip,
     TipEvent,
     TipReporter,
+    UTCDateTime,
     utcnow,
 )
 
@@ -148,6 +152,7 @@ class IntakeService:
         self._submits: GroupCommit[_SubmitRequest, Submitted] = GroupCommit(
             self._submit_batch, name="tip-submit"
         )
+        self._upsert_residents = _residents_upsert(db.is_sqlite)
 
     # --- the draft ---------------------------------------------------------------------------
 
@@ -301,90 +306,104 @@ class IntakeService:
     async def _submit_together(
         self, requests: Sequence[_SubmitRequest]
     ) -> list[Submitted | BaseException]:
-        """One transaction for all ``requests``; per-request refusals are returned."""
+        """One transaction for all ``requests``; per-request refusals are returned.
+
+        Plain SQL expressions built once (``_SQL``), executed with lists of parameters: a
+        batch costs about ten statements whatever its size."""
         now = utcnow()
         pseudonyms = sorted({request.pseudonym for request in requests})
         async with self._db.transaction() as session:
-            drafts = await self._drafts_for_submit(session, pseudonyms)
-            banned = set((await session.exec(
-                select(Ban.pseudonym).where(col(Ban.pseudonym).in_(pseudonyms))
-            )).all())
+            sql = await session.connection()
+            drafts: dict[str, Any] = {row.pseudonym: row for row in (
+                await sql.execute(_SQL.drafts, {"pseudonyms": pseudonyms})
+            ).all()}
+            banned = set((await sql.execute(_SQL.bans, {"pseudonyms": pseudonyms})).scalars())
             history = await self._history(session, pseudonyms, now)
-            photo_counts = await self._photo_counts(
-                session, [draft.id for draft in drafts.values() if draft.id is not None]
-            )
+            photo_counts: dict[int, int] = {
+                draft_id: count for draft_id, count in (await sql.execute(
+                    _SQL.photo_counts, {"draft_ids": [d.id for d in drafts.values()]}
+                )).all()
+            }
             results: list[Submitted | BaseException] = []
-            accepted: list[tuple[_SubmitRequest, Draft, Commune, str]] = []
-            for request in requests:
+            accepted: list[tuple[int, _SubmitRequest, Any, Commune, str]] = []
+            merged: list[Any] = []  # drafts merged into an earlier identical tip
+            for position, request in enumerate(requests):
                 draft = drafts.pop(request.pseudonym, None)  # a second submit finds none
                 try:
                     commune = self._check_submit(draft, request.pseudonym, banned, history, now)
                 except IntakeError as error:
                     results.append(error)
                     continue
-                assert draft is not None and draft.id is not None
-                content_hash = _content_hash(draft)
+                content_hash = _content_hash(draft.commune_code, draft.category,
+                                             draft.description)
                 duplicate = _duplicate_of(history.get(request.pseudonym, []), content_hash, now)
                 if duplicate is not None:
-                    session.add(TipEvent(tip_id=duplicate.tip_id, actor_kind="resident",
-                                         event="duplicate_merged"))
-                    await session.delete(draft)
+                    merged.append({"tip_id": duplicate.tip_id, "at": now,
+                                   "actor_kind": "resident", "event": "duplicate_merged"})
                     results.append(Submitted(duplicate.tip_id, duplicate.code, duplicate=True))
+                    await sql.execute(_SQL.delete_drafts, {"ids": [draft.id]})
                     continue
-                accepted.append((request, draft, commune, content_hash))
+                accepted.append((position, request, draft, commune, content_hash))
                 results.append(RuntimeError("not committed"))  # replaced below
+            if merged:
+                await sql.execute(_SQL.insert_events, merged)
             if not accepted:
                 return results
             destinations = await self._router.destinations(
-                session, [(commune.code, commune.province_code) for _, _, commune, _ in accepted]
+                session, [(commune.code, commune.province_code) for *_, commune, _ in accepted]
             )
-            tips = [
-                Tip(
-                    code=new_code(), channel=request.channel, commune_code=commune.code,
-                    province_code=commune.province_code, category=draft.category or "",
-                    urgent=draft.urgent, description=draft.description or "",
-                    content_hash=content_hash, latitude=draft.latitude,
-                    longitude=draft.longitude, photo_count=photo_counts.get(draft.id or 0, 0),
-                    queue_scope=destination.scope, queue_chat_id=destination.chat_id,
-                    created_at=now, updated_at=now,
-                    ack_due_at=self._deadlines.ack_due(now, urgent=draft.urgent),
-                    settle_due_at=self._deadlines.settle_due(now),
-                )
-                for (request, draft, commune, content_hash), destination
+            inserted = (await sql.execute(_SQL.insert_tips, [
+                {
+                    "code": new_code(), "channel": request.channel, "commune_code": commune.code,
+                    "province_code": commune.province_code, "category": draft.category,
+                    "urgent": draft.urgent, "description": draft.description,
+                    "content_hash": content_hash, "latitude": draft.latitude,
+                    "longitude": draft.longitude, "photo_count": photo_counts.get(draft.id, 0),
+                    "queue_scope": destination.scope, "queue_chat_id": destination.chat_id,
+                    "created_at": now, "updated_at": now,
+                    "ack_due_at": self._deadlines.ack_due(now, urgent=draft.urgent),
+                    "settle_due_at": self._deadlines.settle_due(now),
+                }
+                for (_, request, draft, commune, content_hash), destination
                 in zip(accepted, destinations, strict=True)
-            ]
-            session.add_all(tips)
-            await session.flush()  # one multi-row INSERT … RETURNING for the ids
-            residents = await self._residents(
-                session, [request.pseudonym for request, *_ in accepted]
-            )
-            for (request, draft, commune, _hash), tip, destination in zip(
-                accepted, tips, destinations, strict=True
-            ):
-                assert tip.id is not None
-                if tip.photo_count:
-                    await session.exec(
-                        update(Photo).where(col(Photo.draft_id) == draft.id)
-                        .values(tip_id=tip.id, draft_id=None)
+            ])).all()  # ids and codes, in the order given
+            tip_ids = [row.id for row in inserted]
+            for (_, _r, draft, _c, _h), tip_id in zip(accepted, tip_ids, strict=True):
+                if photo_counts.get(draft.id):
+                    await sql.execute(
+                        _SQL.photos_to_tip, {"to_tip": tip_id, "from_draft": draft.id}
                     )
-                session.add(TipReporter(tip_id=tip.id, pseudonym=request.pseudonym,
-                                        sealed_chat=self._sealer.seal(request.reply_to),
-                                        created_at=now))
-                session.add(TipEvent(
-                    tip_id=tip.id, actor_kind="resident", event="received", at=now,
-                    details=json.dumps({"queue": destination.scope, "channel": request.channel}),
-                ))
-                session.add(OutboxMessage(kind="tip_card", tip_id=tip.id))
-                self._remember_resident(session, residents, request.pseudonym, commune.code,
-                                        draft.language)
-                await session.delete(draft)
-                results[requests.index(request)] = Submitted(tip.id, tip.code, duplicate=False)
-        for tip, destination in zip(tips, destinations, strict=True):
-            log.info("tip committed", extra={"tip_id": tip.id, "scope": destination.scope})
+            await sql.execute(_SQL.insert_reporters, [
+                {"tip_id": tip_id, "pseudonym": request.pseudonym, "created_at": now,
+                 "sealed_chat": self._sealer.seal(request.reply_to)}
+                for (_, request, *_rest), tip_id in zip(accepted, tip_ids, strict=True)
+            ])
+            await sql.execute(_SQL.insert_events, [
+                {"tip_id": tip_id, "at": now, "actor_kind": "resident", "event": "received",
+                 "details": json.dumps({"queue": destination.scope, "channel": request.channel})}
+                for (_, request, *_rest), tip_id, destination
+                in zip(accepted, tip_ids, destinations, strict=True)
+            ])
+            await sql.execute(_SQL.insert_outbox, [
+                {"kind": "tip_card", "tip_id": tip_id, "next_attempt_at": now, "created_at": now}
+                for tip_id in tip_ids
+            ])
+            await sql.execute(self._upsert_residents, [  # the commune and language for next time
+                {"pseudonym": request.pseudonym, "last_commune_code": commune.code,
+                 "language": draft.language, "created_at": now, "updated_at": now}
+                for _, request, draft, commune, _h in accepted
+            ])
+            await sql.execute(
+                _SQL.delete_drafts, {"ids": [draft.id for _, _r, draft, *_ in accepted]}
+            )
+            for (position, *_rest), row in zip(accepted, inserted, strict=True):
+                results[position] = Submitted(row.id, row.code, duplicate=False)
+        for row, destination in zip(inserted, destinations, strict=True):
+            log.info("tip committed", extra={"tip_id": row.id, "scope": destination.scope})
         return results
 
     def _check_submit(
-        self, draft: Draft | None, pseudonym: str, banned: set[str],
+        self, draft: Any, pseudonym: str, banned: set[str],
         history: dict[str, list[_PastTip]], now: datetime,
     ) -> Commune:
         """Why this submit is refused (raised), else the draft's commune."""
@@ -421,61 +440,17 @@ class IntakeService:
         self, session: AsyncSession, pseudonyms: Sequence[str], now: datetime
     ) -> dict[str, list[_PastTip]]:
         """Each pseudonym's tips of the last day (rate limits and duplicates), one query."""
-        query = (  # SQLAlchemy's select: sqlmodel's is typed for four columns at most
-            sa.select(col(TipReporter.pseudonym), col(TipReporter.created_at), col(Tip.id),
-                      col(Tip.code), col(Tip.content_hash), col(Tip.created_at))
-            .join(Tip, col(Tip.id) == col(TipReporter.tip_id))
-            .where(col(TipReporter.pseudonym).in_(pseudonyms),
-                   col(TipReporter.created_at) > now - timedelta(days=1))
-        )
         history: dict[str, list[_PastTip]] = {}
         for pseudonym, reported_at, tip_id, code, content_hash, created_at in (
-            await (await session.connection()).execute(query)
+            await (await session.connection()).execute(
+                _SQL.history, {"pseudonyms": pseudonyms, "since": now - timedelta(days=1)}
+            )
         ).all():
             assert tip_id is not None
             history.setdefault(pseudonym, []).append(
                 _PastTip(tip_id, code, content_hash, reported_at, created_at)
             )
         return history
-
-    async def _drafts_for_submit(
-        self, session: AsyncSession, pseudonyms: Sequence[str]
-    ) -> dict[str, Draft]:
-        # FOR UPDATE: on PostgreSQL two submits of one draft queue on its row (SQLite's
-        # BEGIN IMMEDIATE already serialises writers and ignores this clause)
-        query = select(Draft).where(col(Draft.pseudonym).in_(pseudonyms)).with_for_update()
-        return {draft.pseudonym: draft for draft in (await session.exec(query)).all()}
-
-    async def _photo_counts(
-        self, session: AsyncSession, draft_ids: Sequence[int]
-    ) -> dict[int, int]:
-        if not draft_ids:
-            return {}
-        query = (
-            select(Photo.draft_id, func.count()).where(col(Photo.draft_id).in_(draft_ids))
-            .group_by(col(Photo.draft_id))
-        )
-        return {draft_id: count for draft_id, count in (await session.exec(query)).all()
-                if draft_id is not None}
-
-    async def _residents(
-        self, session: AsyncSession, pseudonyms: Sequence[str]
-    ) -> dict[str, Resident]:
-        query = select(Resident).where(col(Resident.pseudonym).in_(pseudonyms))
-        return {resident.pseudonym: resident for resident in (await session.exec(query)).all()}
-
-    def _remember_resident(
-        self, session: AsyncSession, residents: dict[str, Resident], pseudonym: str, code: int,
-        language: str,
-    ) -> None:
-        """The commune for next time, and the language later notices are written in."""
-        resident = residents.get(pseudonym)
-        if resident is None:
-            session.add(Resident(pseudonym=pseudonym, last_commune_code=code, language=language))
-        else:
-            resident.last_commune_code = code
-            resident.language = resident.language or language
-            resident.updated_at = utcnow()
 
     async def _draft(self, session: AsyncSession, pseudonym: str) -> Draft | None:
         # FOR UPDATE: on PostgreSQL two submits of one draft queue on its row (SQLite's
@@ -527,6 +502,68 @@ class IntakeService:
         )
 
 
-def _content_hash(draft: Draft) -> str:
-    text = f"{draft.commune_code}|{draft.category}|{fold(draft.description or '')}"
+def _content_hash(commune_code: int | None, category: str | None, description: str | None) -> str:
+    text = f"{commune_code}|{category}|{fold(description or '')}"
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _residents_upsert(sqlite: bool) -> sa.Insert:
+    """Insert the resident or update their last commune (keeping a chosen language)."""
+    insert = sqlite_insert if sqlite else postgresql_insert
+    residents = Resident.__table__  # type: ignore[attr-defined]
+    statement = insert(residents)
+    return statement.on_conflict_do_update(
+        index_elements=[residents.c.pseudonym],
+        set_={
+            "last_commune_code": statement.excluded.last_commune_code,
+            "language": sa.func.coalesce(residents.c.language, statement.excluded.language),
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
+
+
+class _Statements:
+    """The submit's SQL, built once (building and keying a statement costs more than running
+    it on SQLite); lists go in as expanding parameters."""
+
+    def __init__(self) -> None:
+        drafts, bans, photos = Draft.__table__, Ban.__table__, Photo.__table__  # type: ignore[attr-defined]
+        self.drafts = (
+            # FOR UPDATE: on PostgreSQL two submits of one draft queue on its row (SQLite's
+            # BEGIN IMMEDIATE already serialises writers and ignores this clause)
+            sa.select(drafts).where(drafts.c.pseudonym.in_(sa.bindparam("pseudonyms",
+                                                                         expanding=True)))
+            .with_for_update()
+        )
+        self.bans = sa.select(bans.c.pseudonym).where(
+            bans.c.pseudonym.in_(sa.bindparam("pseudonyms", expanding=True))
+        )
+        self.photo_counts = (
+            sa.select(photos.c.draft_id, sa.func.count())
+            .where(photos.c.draft_id.in_(sa.bindparam("draft_ids", expanding=True)))
+            .group_by(photos.c.draft_id)
+        )
+        self.photos_to_tip = (
+            sa.update(photos).where(photos.c.draft_id == sa.bindparam("from_draft"))
+            .values(tip_id=sa.bindparam("to_tip"), draft_id=None)
+        )
+        self.delete_drafts = sa.delete(drafts).where(
+            drafts.c.id.in_(sa.bindparam("ids", expanding=True))
+        )
+        tips, reporters = Tip.__table__, TipReporter.__table__  # type: ignore[attr-defined]
+        self.history = (  # each resident's tips of the last day
+            sa.select(reporters.c.pseudonym, reporters.c.created_at, tips.c.id, tips.c.code,
+                      tips.c.content_hash, tips.c.created_at)
+            .join(tips, tips.c.id == reporters.c.tip_id)
+            .where(reporters.c.pseudonym.in_(sa.bindparam("pseudonyms", expanding=True)),
+                   reporters.c.created_at > sa.bindparam("since", type_=UTCDateTime))
+        )
+        self.insert_tips = sa.insert(tips).returning(
+            tips.c.id, tips.c.code, sort_by_parameter_order=True
+        )
+        self.insert_reporters = sa.insert(reporters)
+        self.insert_events = sa.insert(TipEvent.__table__)  # type: ignore[attr-defined]
+        self.insert_outbox = sa.insert(OutboxMessage.__table__)  # type: ignore[attr-defined]
+
+
+_SQL = _Statements()
