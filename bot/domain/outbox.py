@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
+import sqlalchemy as sa
 from sqlalchemy import Integer, bindparam, update
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
@@ -131,6 +132,30 @@ class _Claimed:
     row: OutboxMessage
     tip: Tip | None = None
     destination: Destination | None = None
+
+
+class _Statements:
+    """The worker's per-row bookkeeping, built once, run with lists of parameters."""
+
+    def __init__(self) -> None:
+        tips, outbox = Tip.__table__, OutboxMessage.__table__  # type: ignore[attr-defined]
+        self.insert_cards = sa.insert(TipCard.__table__)  # type: ignore[attr-defined]
+        self.insert_events = sa.insert(TipEvent.__table__)  # type: ignore[attr-defined]
+        self.tip_delivered = sa.update(tips).where(tips.c.id == bindparam("tip")).values(
+            delivered_at=bindparam("at"), queue_scope=bindparam("scope"),
+            queue_chat_id=bindparam("chat"),
+        )
+        self.row_progress = sa.update(outbox).where(outbox.c.id == bindparam("row")).values(
+            payload=bindparam("payload"), status=bindparam("status"),
+            sent_at=bindparam("sent_at"),
+        )
+        self.mark_rows = (
+            sa.update(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True)))
+            .values(status=bindparam("status"), sent_at=bindparam("at"))
+        )
+
+
+_SQL = _Statements()
 
 
 def _due_heads_query() -> SelectOfScalar[int | None]:
@@ -389,14 +414,12 @@ class OutboxWorker:
     async def _write_marks(self, marks: Sequence[_Mark]) -> list[None]:
         now = utcnow()
         async with self._db.transaction() as session:
+            sql = await session.connection()
             for status in sorted({mark.status for mark in marks}):
-                await session.exec(
-                    update(OutboxMessage)
-                    .where(col(OutboxMessage.id).in_([m.row_id for m in marks
-                                                      if m.status == status]))
-                    .values(status=status, sent_at=now)
-                    .execution_options(synchronize_session=False)
-                )
+                await sql.execute(_SQL.mark_rows, {
+                    "ids": [m.row_id for m in marks if m.status == status],
+                    "status": status, "at": now,
+                })
         return [None] * len(marks)
 
     async def _deliver_tip_card(self, claimed: _Claimed, progress: dict[str, Any]) -> None:
@@ -488,21 +511,23 @@ class OutboxWorker:
         for every card posted since the last batch."""
         now = utcnow()
         async with self._db.transaction() as session:
-            session.add_all([
-                TipCard(tip_id=card.tip_id, chat_id=card.chat_id, message_id=card.message_id)
+            sql = await session.connection()
+            await sql.execute(_SQL.insert_cards, [
+                {"tip_id": card.tip_id, "chat_id": card.chat_id, "message_id": card.message_id,
+                 "active": True, "created_at": now}
                 for card in posted
             ])
-            session.add_all([
-                TipEvent(tip_id=card.tip_id, actor_kind="system", event="delivered", at=now,
-                         details=json.dumps({"queue": card.scope}))
+            await sql.execute(_SQL.insert_events, [
+                {"tip_id": card.tip_id, "actor_kind": "system", "event": "delivered", "at": now,
+                 "details": json.dumps({"queue": card.scope})}
                 for card in posted
             ])
-            await session.exec(update(Tip), params=[  # executemany by primary key
-                {"id": card.tip_id, "delivered_at": now, "queue_scope": card.scope,
-                 "queue_chat_id": card.chat_id} for card in posted
+            await sql.execute(_SQL.tip_delivered, [
+                {"tip": card.tip_id, "at": now, "scope": card.scope, "chat": card.chat_id}
+                for card in posted
             ])
-            await session.exec(update(OutboxMessage), params=[
-                {"id": card.row_id, "payload": card.payload,
+            await sql.execute(_SQL.row_progress, [
+                {"row": card.row_id, "payload": card.payload,
                  "status": "sent" if card.finished else "pending",
                  "sent_at": now if card.finished else None}
                 for card in posted
