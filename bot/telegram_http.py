@@ -10,6 +10,8 @@ fields (or multipart with files), the four timeouts, ``TimedOut``/``NetworkError
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import aiohttp
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
@@ -18,6 +20,7 @@ from telegram.request import BaseRequest, RequestData
 
 DEFAULT_TIMEOUTS = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 1.0}
 MEDIA_WRITE_TIMEOUT = 20.0
+FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 class AiohttpRequest(BaseRequest):
@@ -73,16 +76,21 @@ class AiohttpRequest(BaseRequest):
             # aiohttp has no separate write timeout: sending the body counts towards the read
             sock_read=_add(read, write),
         )
-        body: aiohttp.FormData | dict[str, str] | None = fields
+        # plain form fields as ready bytes: aiohttp's own dict -> FormData path costs more
+        # than the rest of the call
+        body: aiohttp.FormData | bytes | None = urlencode(fields).encode() if fields else None
+        headers = FORM_HEADERS if body is not None else None
         if files:
             form = aiohttp.FormData()
             for name, value in (fields or {}).items():
                 form.add_field(name, value)
             for name, (filename, content, mime) in files.items():  # PTB's (name, bytes|IO, type)
                 form.add_field(name, content, filename=filename, content_type=mime)
-            body = form
+            body, headers = form, None
         try:
-            async with self._session.request(method, url, data=body, timeout=timeout) as response:
+            async with self._session.request(
+                method, url, data=body, headers=headers, timeout=timeout
+            ) as response:
                 return response.status, await response.read()
         except (TimeoutError, aiohttp.ServerTimeoutError) as error:
             raise TimedOut from error

@@ -25,9 +25,9 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy import Integer, bindparam, update
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.expression import ColumnElement, Exists, Select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.domain.batching import GroupCommit
 from bot.domain.cards import CardRenderer, photo_caption
@@ -130,6 +130,7 @@ class _Claimed:
     """A row taken with a lease, and what was read for it in the same pass."""
 
     row: OutboxMessage
+    more: bool = False  # the tip has later rows waiting for this one
     tip: Tip | None = None
     destination: Destination | None = None
 
@@ -158,16 +159,21 @@ class _Statements:
 _SQL = _Statements()
 
 
-def _due_heads_query() -> SelectOfScalar[int | None]:
-    """Ids of the due rows that are first in their tip's line (built once: ``now``, ``limit``
-    are parameters)."""
-    earlier = aliased(OutboxMessage)
-    earlier_pending = select(earlier.id).where(
-        col(earlier.tip_id) == col(OutboxMessage.tip_id), col(earlier.status) == "pending",
-        col(earlier.id) < col(OutboxMessage.id),
-    ).exists()
+def _due_heads_query() -> Select[Any, Any]:  # (id, later rows waiting)
+    """Ids of the due rows that are first in their tip's line, and whether more of that tip
+    wait behind them (built once: ``now``, ``limit`` are parameters)."""
+    other = aliased(OutboxMessage)
+
+    def pending_of_same_tip(*where: ColumnElement[bool]) -> Exists:
+        return select(other.id).where(
+            col(other.tip_id) == col(OutboxMessage.tip_id), col(other.status) == "pending",
+            *where,
+        ).exists()
+
+    earlier_pending = pending_of_same_tip(col(other.id) < col(OutboxMessage.id))
+    later_pending = pending_of_same_tip(col(other.id) > col(OutboxMessage.id))
     return (
-        select(col(OutboxMessage.id))
+        sa.select(col(OutboxMessage.id), later_pending)
         .outerjoin(Tip, col(Tip.id) == col(OutboxMessage.tip_id))
         .where(col(OutboxMessage.status) == "pending",
                col(OutboxMessage.next_attempt_at) <= bindparam("now", type_=UTCDateTime),
@@ -207,6 +213,7 @@ class OutboxWorker:
             self._write_cards_posted, name="outbox-card"
         )
         self._due_heads = _due_heads_query()
+        self._backlog = False
         self.stats = OutboxStats()
 
     def wake(self) -> None:
@@ -264,7 +271,8 @@ class OutboxWorker:
 
     def _row_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self.wake()  # the tip's next row, or other work
+        if self._backlog:  # room for rows the last pass had to leave
+            self.wake()
 
     async def _claim_due(self, limit: int) -> list[_Claimed]:
         """Take up to ``limit`` due rows with a lease, so two workers never send a row at once.
@@ -277,9 +285,12 @@ class OutboxWorker:
         re-checks each row, so a row claimed meanwhile by another worker is skipped."""
         now = utcnow()
         async with self._db.session() as session:
-            ids = [row_id for row_id in (await session.exec(
-                self._due_heads, params={"now": now, "limit": limit}
-            )).all() if row_id is not None]
+            heads = (await (await session.connection()).execute(
+                self._due_heads, {"now": now, "limit": limit}
+            )).all()
+        ids = [row_id for row_id, _more in heads if row_id is not None]
+        more = {row_id for row_id, later in heads if later}
+        self._backlog = len(heads) >= limit  # more may be due than were taken
         if not ids:
             return []
         async with self._db.transaction() as session:
@@ -292,7 +303,8 @@ class OutboxWorker:
                 .execution_options(synchronize_session=False),
             )).scalars().all()
             order = {row_id: position for position, row_id in enumerate(ids)}
-            claimed = [_Claimed(row) for row in sorted(rows, key=lambda row: order[row.id or 0])]
+            claimed = [_Claimed(row, more=row.id in more)
+                       for row in sorted(rows, key=lambda row: order[row.id or 0])]
             await self._prefetch(session, claimed)
         return claimed
 
@@ -325,6 +337,9 @@ class OutboxWorker:
         except Exception as error:  # never lose the row: back off and alert via logs
             log.exception("outbox delivery failed", extra={"outbox_id": row.id})
             await self._reschedule(row, f"{type(error).__name__}: {error}", None)
+        else:
+            if claimed.more:
+                self.wake()  # the tip's next row is due now
 
     async def _reschedule(self, row: OutboxMessage, reason: str, seconds: float | None) -> None:
         if row.kind != "tip_card" and row.attempts >= MAX_ATTEMPTS:
