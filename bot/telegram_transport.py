@@ -33,9 +33,15 @@ T = TypeVar("T")
 # PTB nudges towards its typed methods when ``do_api_request`` names one of them; here the raw
 # call is the point (see ``TelegramTransport``)
 warnings.filterwarnings(
-    "ignore", message=r"Please use 'Bot\.(sendMessage|editMessageText)'",
+    "ignore", message=r"Please use 'Bot\.(sendMessage|editMessageText|editMessageReplyMarkup)'",
     category=PTBUserWarning,
 )
+
+
+async def raw_call(bot: Bot, method: str, params: dict[str, object]) -> object:
+    """A Bot API call through PTB (rate limiter, errors) without building PTB objects for its
+    answer: for calls on the hot path whose answer is not used."""
+    return await bot.do_api_request(method, params)
 GONE_DESCRIPTIONS = ("chat not found", "bot was kicked", "group chat was deactivated")
 # the bot is still there but may not post (e.g. media restricted): an admin can fix that,
 # so wait rather than route the tip away for good

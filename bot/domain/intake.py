@@ -316,14 +316,10 @@ class IntakeService:
             sql = await session.connection()
             drafts: dict[str, Any] = {row.pseudonym: row for row in (
                 await sql.execute(_SQL.drafts, {"pseudonyms": pseudonyms})
-            ).all()}
-            banned = set((await sql.execute(_SQL.bans, {"pseudonyms": pseudonyms})).scalars())
+            ).all()}  # each with its photo count and whether its author is banned
+            banned = {pseudonym for pseudonym, draft in drafts.items() if draft.banned}
+            photo_counts = {draft.id: draft.photos for draft in drafts.values()}
             history = await self._history(session, pseudonyms, now)
-            photo_counts: dict[int, int] = {
-                draft_id: count for draft_id, count in (await sql.execute(
-                    _SQL.photo_counts, {"draft_ids": [d.id for d in drafts.values()]}
-                )).all()
-            }
             results: list[Submitted | BaseException] = []
             accepted: list[tuple[int, _SubmitRequest, Any, Commune, str]] = []
             merged: list[Any] = []  # drafts merged into an earlier identical tip
@@ -528,20 +524,17 @@ class _Statements:
 
     def __init__(self) -> None:
         drafts, bans, photos = Draft.__table__, Ban.__table__, Photo.__table__  # type: ignore[attr-defined]
+        photo_count = (
+            sa.select(sa.func.count()).where(photos.c.draft_id == drafts.c.id)
+            .scalar_subquery().label("photos")
+        )
+        banned = sa.exists().where(bans.c.pseudonym == drafts.c.pseudonym).label("banned")
         self.drafts = (
             # FOR UPDATE: on PostgreSQL two submits of one draft queue on its row (SQLite's
             # BEGIN IMMEDIATE already serialises writers and ignores this clause)
-            sa.select(drafts).where(drafts.c.pseudonym.in_(sa.bindparam("pseudonyms",
-                                                                         expanding=True)))
-            .with_for_update()
-        )
-        self.bans = sa.select(bans.c.pseudonym).where(
-            bans.c.pseudonym.in_(sa.bindparam("pseudonyms", expanding=True))
-        )
-        self.photo_counts = (
-            sa.select(photos.c.draft_id, sa.func.count())
-            .where(photos.c.draft_id.in_(sa.bindparam("draft_ids", expanding=True)))
-            .group_by(photos.c.draft_id)
+            sa.select(drafts, photo_count, banned)
+            .where(drafts.c.pseudonym.in_(sa.bindparam("pseudonyms", expanding=True)))
+            .with_for_update(of=drafts)
         )
         self.photos_to_tip = (
             sa.update(photos).where(photos.c.draft_id == sa.bindparam("from_draft"))
