@@ -271,7 +271,10 @@ class OutboxWorker:
 
     def _row_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if self._backlog:  # room for rows the last pass had to leave
+        # rows the last pass had to leave: fetched again once half the slots are free (the
+        # look for due rows scans every pending row: once per card would cost more than the
+        # cards under a burst)
+        if self._backlog and len(self._tasks) <= self._concurrency // 2:
             self.wake()
 
     async def _claim_due(self, limit: int) -> list[_Claimed]:
