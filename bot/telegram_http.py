@@ -92,10 +92,11 @@ class AiohttpRequest(BaseRequest):
                 method, url, data=body, headers=headers, timeout=timeout
             ) as response:
                 return response.status, await response.read()
-        except (TimeoutError, aiohttp.ServerTimeoutError) as error:
-            raise TimedOut from error
+        # the errors' texts can hold the request URL, which holds the bot token: not kept
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise TimedOut from None
         except aiohttp.ClientError as error:
-            raise NetworkError(f"aiohttp.{type(error).__name__}: {error}") from error
+            raise NetworkError(f"aiohttp.{type(error).__name__}") from None
 
 
 def _value(given: ODVInput[float], default: float | None) -> float | None:

@@ -7,10 +7,14 @@ largest share of a tip's cost (docs/benchmarks.md). Our SQLite work is small ind
 and writes on a local WAL file (tens of microseconds each; commits do not fsync with
 ``synchronous=NORMAL``), so calling sqlite3 directly is cheaper than handing it to a thread.
 
-The price: while SQLite waits for a lock held by *another process* (busy_timeout), the event
-loop waits too. Writers of this process never wait there (they queue on ``Database``'s
-writer lock first); other processes are the CLI tools (``db upgrade``, ``geo import``), which
-hold the lock briefly. ``TIPLINE_SQLITE_THREADS=true`` switches back to aiosqlite's threads.
+The price: while SQLite waits for a lock held by *another process* (busy_timeout, 15 s), the
+event loop waits too: the bot pauses. Writers of this process never wait there (they queue on
+``Database``'s writer lock first). Other processes are the CLI tools: ``db upgrade`` (run it
+with the bot stopped) and ``geo import``, which writes a whole boundary file in one
+transaction — the running bot pauses for that long (seconds for the whole country), and a
+wait beyond 15 s fails the writes in between (tips are refused with an apology, drafts kept;
+outbox rows retried). Import at a quiet hour, or set ``TIPLINE_SQLITE_THREADS=true`` where
+other programs write the database file often or for long.
 
 This overrides two internal methods of ``aiosqlite.Connection`` (``_execute`` and
 ``_connect``), stable since aiosqlite 0.17; the dependency is pinned to versions tested here

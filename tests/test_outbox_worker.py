@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -123,3 +124,51 @@ async def test_stop_ends_even_when_woken_at_that_moment(
         started = time.monotonic()
         await asyncio.wait_for(worker.stop(), timeout=5)
         assert time.monotonic() - started < 2
+
+
+class SlowGroupTransport(RecordingTransport):
+    """A group whose sends hang until released (a group at its 20/min limit)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.attempts = 0
+
+    async def send_html(self, chat_id: int, text: str, *, reply_to: int | None = None,
+                        buttons: Buttons | None = None) -> int:
+        self.attempts += 1
+        await self.release.wait()
+        return await super().send_html(chat_id, text, reply_to=reply_to, buttons=buttons)
+
+
+async def test_a_row_still_being_sent_is_not_taken_again_when_its_lease_runs_out(
+    database: Database, directory: CommuneDirectory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.domain.outbox.LEASE", timedelta(milliseconds=50))
+    async with database.transaction() as session:
+        session.add(GroupLink(chat_id=GROUP, scope="commune", code=2998, province_code=15,
+                              linked_by=1))
+    intake = IntakeService(database, directory, Categories.load(), ChatSealer(SECRET),
+                           Router(ops_chat_id=None))
+    await intake.begin("slow", "vi", commune_code=2998)
+    await intake.choose_category("slow", "theft")
+    await intake.set_urgency("slow", False)
+    await intake.add_text("slow", "Sự việc")
+    await intake.finish_attachments("slow")
+    await intake.submit("slow", ReplyAddress("tg", "1"), channel="telegram")
+    worker = make_worker(database, directory)
+    transport = SlowGroupTransport()
+    worker.start(transport)
+    try:
+        for _ in range(10):  # lease long gone; the worker keeps looking
+            await asyncio.sleep(0.05)
+            worker.wake()
+        assert transport.attempts == 1
+        transport.release.set()
+        for _ in range(100):
+            if worker.stats.sent:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await worker.stop()
+    assert len(transport.sent) == 1 and worker.stats.sent == 1

@@ -69,13 +69,20 @@ class GroupCommit(Generic[Item, Result]):
                 results = await self._run_batch([item for item, _ in batch])
                 if len(results) != len(batch):
                     raise RuntimeError(f"{self._name}: {len(results)} results for {len(batch)}")
-            except BaseException as error:
+            except Exception as error:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
-                if isinstance(error, asyncio.CancelledError):
-                    raise
                 continue
+            except BaseException as error:  # cancelled (shutdown): nobody is left waiting
+                for _, future in batch + self._waiting:
+                    if not future.done():
+                        future.set_exception(
+                            error if isinstance(error, asyncio.CancelledError)
+                            else RuntimeError(f"{self._name} stopped")
+                        )
+                self._waiting.clear()
+                raise
             for (_, future), result in zip(batch, results, strict=True):
                 if future.done():
                     continue

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import delete, func
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -286,6 +286,10 @@ class IntakeService:
     ) -> list[Submitted | BaseException]:
         try:
             return await self._submit_together(requests)
+        except OperationalError as error:  # the database itself (locked, gone): no use
+            log.error("tip batch failed", extra={  # retrying each alone; drafts are kept
+                "count": len(requests), "error_type": type(error).__name__})
+            return [error] * len(requests)
         except Exception as error:
             if len(requests) > 1 or not isinstance(error, IntegrityError):
                 log.warning("tip batch failed, committing one by one",

@@ -214,6 +214,7 @@ class OutboxWorker:
         )
         self._due_heads = _due_heads_query()
         self._backlog = False
+        self._in_flight: set[int | None] = set()
         self.stats = OutboxStats()
 
     def wake(self) -> None:
@@ -248,6 +249,8 @@ class OutboxWorker:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for bookkeeping in (self._posted, self._marks):  # what was sent is recorded
+            await bookkeeping.wait_idle()
         self._task = None
         self._tasks.clear()
 
@@ -258,6 +261,7 @@ class OutboxWorker:
                 room = self._concurrency - len(self._tasks)
                 if room > 0:
                     for claimed in await self._claim_due(room):
+                        self._in_flight.add(claimed.row.id)
                         task = asyncio.create_task(self._process(claimed), name="outbox-row")
                         self._tasks.add(task)
                         task.add_done_callback(self._row_done)
@@ -291,7 +295,9 @@ class OutboxWorker:
             heads = (await (await session.connection()).execute(
                 self._due_heads, {"now": now, "limit": limit}
             )).all()
-        ids = [row_id for row_id, _more in heads if row_id is not None]
+        # a row still being sent here (a slow group) may outlive its lease: never take it twice
+        ids = [row_id for row_id, _more in heads
+               if row_id is not None and row_id not in self._in_flight]
         more = {row_id for row_id, later in heads if later}
         self._backlog = len(heads) >= limit  # more may be due than were taken
         if not ids:
@@ -332,6 +338,12 @@ class OutboxWorker:
             item.destination = destination
 
     async def _process(self, claimed: _Claimed) -> None:
+        try:
+            await self._process_row(claimed)
+        finally:
+            self._in_flight.discard(claimed.row.id)
+
+    async def _process_row(self, claimed: _Claimed) -> None:
         row = claimed.row
         try:
             await self._deliver(claimed)
@@ -524,9 +536,26 @@ class OutboxWorker:
             self.stats.sent += 1
         log.info("tip card delivered", extra={"tip_id": tip.id, "scope": progress["scope"]})
 
-    async def _write_cards_posted(self, posted: Sequence[_CardPosted]) -> list[None]:
+    async def _write_cards_posted(
+        self, posted: Sequence[_CardPosted]
+    ) -> list[BaseException | None]:
         """The card's message id, the tip's queue, the audit event and the row's progress,
-        for every card posted since the last batch."""
+        for every card posted since the last batch; one by one if the batch fails, so one
+        bad record does not make every card of the batch go out again."""
+        try:
+            return [*await self._write_cards_posted_together(posted)]
+        except Exception as error:
+            if len(posted) == 1:
+                return [error]
+        results: list[BaseException | None] = []
+        for card in posted:
+            try:
+                results.extend(await self._write_cards_posted_together([card]))
+            except Exception as error:
+                results.append(error)
+        return results
+
+    async def _write_cards_posted_together(self, posted: Sequence[_CardPosted]) -> list[None]:
         now = utcnow()
         async with self._db.transaction() as session:
             sql = await session.connection()
