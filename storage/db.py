@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -24,6 +25,10 @@ from storage.sqlite_inline import inline_connector
 
 _BEGIN_OPTION = "tipline_begin"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+# inline SQLite (storage/sqlite_inline.py): SQLite's busy handler would sleep on the event
+# loop, so it waits only briefly and ``transaction()`` retries the BEGIN with asyncio sleeps
+INLINE_BUSY_TIMEOUT_MS = 20
+INLINE_BUSY_RETRY_SECONDS = 0.05
 SQLITE_POOL_SIZE = 16
 
 
@@ -38,17 +43,22 @@ class Database:
         # SQLite has one writer at a time: writers of this process queue on a lock instead
         # of sleeping in SQLite's busy handler (other processes still get busy_timeout)
         self._write_lock: asyncio.Lock | None = None
+        self.sqlite_inline = False
+        self.busy_timeout_ms = SQLITE_BUSY_TIMEOUT_MS
         if self.is_sqlite:
             database = _ensure_sqlite_dir(url)
-            inline = {} if sqlite_threads or database is None else {
-                "async_creator": inline_connector(database)
-            }
+            self.sqlite_inline = not sqlite_threads and database is not None
+            inline = {"async_creator": inline_connector(database)} if database and \
+                self.sqlite_inline else {}
             self.engine: AsyncEngine = create_async_engine(
                 url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
                 pool_size=SQLITE_POOL_SIZE, max_overflow=0,  # no connect/PRAGMA churn
                 **inline,
             )
-            _install_sqlite_pragmas(self.engine)
+            self.busy_timeout_ms = (
+                INLINE_BUSY_TIMEOUT_MS if self.sqlite_inline else SQLITE_BUSY_TIMEOUT_MS
+            )
+            _install_sqlite_pragmas(self.engine, self.busy_timeout_ms)
             self._write_lock = asyncio.Lock()
         else:
             self.engine = create_async_engine(url, echo=echo, pool_pre_ping=True)
@@ -73,10 +83,27 @@ class Database:
                 AsyncSession(self._write_engine, expire_on_commit=False)
             )
             await stack.enter_async_context(session.begin())
+            if self.sqlite_inline:
+                await _begin_when_free(session)
             yield session
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+async def _begin_when_free(session: AsyncSession) -> None:
+    """BEGIN IMMEDIATE now; while another process holds the write lock, wait with the event
+    loop free (up to SQLITE_BUSY_TIMEOUT_MS in all, as the threaded driver would)."""
+    deadline = asyncio.get_running_loop().time() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            await session.connection()  # the "begin" event below emits BEGIN IMMEDIATE
+            return
+        except OperationalError as error:
+            locked = "locked" in str(error) or "busy" in str(error)
+            if not locked or asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(INLINE_BUSY_RETRY_SECONDS)
 
 
 def _ensure_sqlite_dir(url: str) -> str | None:
@@ -88,7 +115,7 @@ def _ensure_sqlite_dir(url: str) -> str | None:
     return None
 
 
-def _install_sqlite_pragmas(engine: AsyncEngine) -> None:
+def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
@@ -99,7 +126,7 @@ def _install_sqlite_pragmas(engine: AsyncEngine) -> None:
             dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()

@@ -10,7 +10,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from storage.db import Database
+from storage.db import SQLITE_BUSY_TIMEOUT_MS, Database
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -45,7 +45,13 @@ async def _run(db: Database, action: Callable[[Config], None]) -> None:
         action(config)
 
     async with db.engine.begin() as connection:
-        await connection.run_sync(run_with)
+        if db.is_sqlite:  # schema changes may wait for a running bot's writes (once, at start)
+            await connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        try:
+            await connection.run_sync(run_with)
+        finally:
+            if db.is_sqlite:
+                await connection.exec_driver_sql(f"PRAGMA busy_timeout={db.busy_timeout_ms}")
 
 
 def revisions() -> list[str]:

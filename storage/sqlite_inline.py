@@ -7,14 +7,13 @@ largest share of a tip's cost (docs/benchmarks.md). Our SQLite work is small ind
 and writes on a local WAL file (tens of microseconds each; commits do not fsync with
 ``synchronous=NORMAL``), so calling sqlite3 directly is cheaper than handing it to a thread.
 
-The price: while SQLite waits for a lock held by *another process* (busy_timeout, 15 s), the
-event loop waits too: the bot pauses. Writers of this process never wait there (they queue on
-``Database``'s writer lock first). Other processes are the CLI tools: ``db upgrade`` (run it
-with the bot stopped) and ``geo import``, which writes a whole boundary file in one
-transaction — the running bot pauses for that long (seconds for the whole country), and a
-wait beyond 15 s fails the writes in between (tips are refused with an apology, drafts kept;
-outbox rows retried). Import at a quiet hour, or set ``TIPLINE_SQLITE_THREADS=true`` where
-other programs write the database file often or for long.
+The care this needs: SQLite's busy handler would sleep on the event loop while *another
+process* holds the write lock (a CLI ``geo import`` writes a whole boundary file in one
+transaction). So inline connections wait at most 20 ms inside SQLite, and
+``Database.transaction()`` retries the ``BEGIN IMMEDIATE`` with asyncio sleeps (up to 15 s in
+all): the bot keeps answering meanwhile (tests/test_db.py). Writers of this process never
+wait there (they queue on ``Database``'s writer lock first). ``TIPLINE_SQLITE_THREADS=true``
+switches back to aiosqlite's threads.
 
 This overrides two internal methods of ``aiosqlite.Connection`` (``_execute`` and
 ``_connect``), stable since aiosqlite 0.17; the dependency is pinned to versions tested here

@@ -71,3 +71,47 @@ async def test_sqlite_calls_run_on_the_event_loop_unless_threads_are_asked_for(
         assert await threads_while_used(threaded, "threaded") > before
     finally:
         await threaded.close()
+
+
+async def test_a_write_waiting_for_another_process_leaves_the_event_loop_free(
+    sqlite_url: str,
+) -> None:
+    """Inline SQLite: while another program holds the write lock, our write waits with the
+    loop running (other work goes on), then goes through once the lock is free."""
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    from storage.models import SQLModel
+
+    db = Database(sqlite_url)
+    try:
+        async with db.engine.begin() as connection:
+            await connection.run_sync(SQLModel.metadata.create_all)
+        other = sqlite3.connect(str(make_url(sqlite_url).database), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # e.g. a long `geo import`
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        async def write() -> None:
+            async with db.transaction() as session:
+                session.add(Resident(pseudonym="waited", last_commune_code=7))
+
+        running = asyncio.create_task(ticker())
+        writing = asyncio.create_task(write())
+        await asyncio.sleep(0.5)
+        assert not writing.done() and ticks >= 20  # waiting, and the loop kept going
+        other.execute("COMMIT")
+        other.close()
+        await asyncio.wait_for(writing, 5)
+        running.cancel()
+        async with db.session() as session:
+            row = await session.get(Resident, "waited")
+        assert row is not None and row.last_commune_code == 7
+    finally:
+        await db.close()
