@@ -38,8 +38,7 @@ class GroupCommit(Generic[Item, Result]):
         self._name = name
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
         self._runner: asyncio.Task[None] | None = None
-        self.batches = 0  # how many batches ran (for tests and benchmarks)
-        self.largest = 0
+        self.batches = 0  # how many batches ran (tests check that callers shared them)
 
     async def run(self, item: Item) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
@@ -64,7 +63,6 @@ class GroupCommit(Generic[Item, Result]):
             batch = self._waiting[: self._max_batch]
             del self._waiting[: self._max_batch]
             self.batches += 1
-            self.largest = max(self.largest, len(batch))
             try:
                 results = await self._run_batch([item for item, _ in batch])
                 if len(results) != len(batch):

@@ -326,7 +326,9 @@ class IntakeService:
             history = await self._history(session, pseudonyms, now)
             results: list[Submitted | BaseException] = []
             accepted: list[tuple[int, _SubmitRequest, Any, Commune, str]] = []
-            merged: list[Any] = []  # drafts merged into an earlier identical tip
+            merged: list[Any] = []  # audit rows of drafts merged into an earlier identical tip
+            used_drafts: list[int] = []  # deleted once, last (their photos are moved first:
+            # photos cascade with their draft)
             for position, request in enumerate(requests):
                 draft = drafts.pop(request.pseudonym, None)  # a second submit finds none
                 try:
@@ -341,13 +343,16 @@ class IntakeService:
                     merged.append({"tip_id": duplicate.tip_id, "at": now,
                                    "actor_kind": "resident", "event": "duplicate_merged"})
                     results.append(Submitted(duplicate.tip_id, duplicate.code, duplicate=True))
-                    await sql.execute(_SQL.delete_drafts, {"ids": [draft.id]})
+                    used_drafts.append(draft.id)
                     continue
                 accepted.append((position, request, draft, commune, content_hash))
+                used_drafts.append(draft.id)
                 results.append(RuntimeError("not committed"))  # replaced below
             if merged:
                 await sql.execute(_SQL.insert_events, merged)
             if not accepted:
+                if used_drafts:
+                    await sql.execute(_SQL.delete_drafts, {"ids": used_drafts})
                 return results
             destinations = await self._router.destinations(
                 session, [(commune.code, commune.province_code) for *_, commune, _ in accepted]
@@ -393,9 +398,7 @@ class IntakeService:
                  "language": draft.language, "created_at": now, "updated_at": now}
                 for _, request, draft, commune, _h in accepted
             ])
-            await sql.execute(
-                _SQL.delete_drafts, {"ids": [draft.id for _, _r, draft, *_ in accepted]}
-            )
+            await sql.execute(_SQL.delete_drafts, {"ids": used_drafts})
             for (position, *_rest), row in zip(accepted, inserted, strict=True):
                 results[position] = Submitted(row.id, row.code, duplicate=False)
         for row, destination in zip(inserted, destinations, strict=True):
