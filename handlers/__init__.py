@@ -8,6 +8,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, f
 from bot.context import TiplineApplication
 from bot.i18n import N_, SUPPORTED_LANGUAGES, Translator
 from handlers import admin, answers, errors, follow, intake, police, resident
+from handlers.guards import police_buttons, resident_buttons
 from handlers.keyboards import LANGUAGE_CALLBACK_PREFIX
 
 RESIDENT_COMMANDS = [
@@ -52,10 +53,16 @@ def register(application: TiplineApplication) -> None:
     )
     application.add_handler(CommandHandler("answer", answers.answer_command, filters=private))
     application.add_handler(
-        CallbackQueryHandler(resident.language_chosen, pattern=f"^{LANGUAGE_CALLBACK_PREFIX}")
+        CallbackQueryHandler(
+            resident_buttons(resident.language_chosen), pattern=f"^{LANGUAGE_CALLBACK_PREFIX}"
+        )
     )
-    application.add_handler(CallbackQueryHandler(intake.on_button, pattern=r"^d:"))
-    application.add_handler(CallbackQueryHandler(follow.on_menu, pattern=r"^m:"))
+    application.add_handler(
+        CallbackQueryHandler(resident_buttons(intake.on_button), pattern=r"^d:")
+    )
+    application.add_handler(
+        CallbackQueryHandler(resident_buttons(follow.on_menu), pattern=r"^m:")
+    )
     # messages of a draft (after the commands above, so "/cancel" is never a description)
     application.add_handler(
         MessageHandler(private & filters.TEXT & ~filters.COMMAND, follow.on_private_text)
@@ -71,7 +78,7 @@ def register(application: TiplineApplication) -> None:
     )
 
     # police triage in groups: card buttons, commands, replies to cards and prompts
-    application.add_handler(CallbackQueryHandler(police.on_button, pattern=r"^t:"))
+    application.add_handler(CallbackQueryHandler(police_buttons(police.on_button), pattern=r"^t:"))
     application.add_handler(CommandHandler("queue", police.queue_command, filters=groups))
     application.add_handler(CommandHandler("tip", police.tip_command, filters=groups))
     application.add_handler(CommandHandler("help", police.group_help, filters=groups))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from telegram import Update
 from telegram.constants import ParseMode
+from telegram.error import BadRequest
 
 from bot.context import TiplineContext
 from bot.i18n import SUPPORTED_LANGUAGES
@@ -95,7 +96,14 @@ async def language_chosen(update: Update, context: TiplineContext) -> None:
     await answer(query)
     await context.services.residents.set_language(pseudonym_of(context, query.from_user), code)
     _ = context.texts(code)
-    await query.edit_message_text(_("Language set to English."), parse_mode=ParseMode.HTML)
+    try:  # the picker stays, so the other language is one press away
+        await query.edit_message_text(
+            _("Language set to English."), parse_mode=ParseMode.HTML,
+            reply_markup=language_keyboard(),
+        )
+    except BadRequest as error:  # the same language pressed twice: nothing to change
+        if "not modified" not in error.message.lower():
+            raise
 
 
 async def unknown_button(update: Update, context: TiplineContext) -> None:
