@@ -80,6 +80,7 @@ async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Ser
     renderer = CardRenderer(directory, categories, settings.zone)
     translator = Translator.load()
     sealer = ChatSealer(secret_key)
+    membership = TelegramMembership(bot, ttl_seconds=settings.membership_cache_seconds)
     return Services(
         settings=settings,
         db=db,
@@ -99,10 +100,11 @@ async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Ser
         boundaries_version=version,
         triage=TriageService(
             db, directory,
-            TelegramMembership(bot, ttl_seconds=settings.membership_cache_seconds),
+            membership,
             admin_ids=frozenset(settings.admin_ids),
             retention=timedelta(days=settings.retention_days),
         ),
+        membership=membership,
     )
 
 
@@ -181,13 +183,14 @@ class TiplineRuntime:
             await application.bot.set_webhook(
                 url=self.settings.webhook_url,
                 secret_token=self.settings.webhook_secret.get_secret_value(),
-                allowed_updates=["message", "callback_query", "my_chat_member"],
+                allowed_updates=handlers.ALLOWED_UPDATES,
             )
         else:
             assert application.updater is not None
             await application.bot.delete_webhook()
             await application.updater.start_polling(
-                poll_interval=0.0, timeout=10, allowed_updates=None, drop_pending_updates=False
+                poll_interval=0.0, timeout=10, allowed_updates=handlers.ALLOWED_UPDATES,
+                drop_pending_updates=False,
             )
         log.info("bot started", extra={"mode": "webhook" if webhook_mode else "polling"})
 

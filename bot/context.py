@@ -20,6 +20,7 @@ from bot.domain.residents import ResidentPreferences
 from bot.domain.tips import TipQueries
 from bot.domain.triage import TriageService
 from bot.i18n import Gettext, Translator
+from bot.membership import TelegramMembership
 from bot.settings import Settings
 from storage.db import Database
 
@@ -44,6 +45,7 @@ class Services:
     outbox: OutboxWorker
     renderer: CardRenderer
     triage: TriageService
+    membership: TelegramMembership
     boundaries_version: tuple[int, datetime | None] = (0, None)
 
 

@@ -1,4 +1,9 @@
-"""Who is in a police group, asked of Telegram (getChatMember) and cached briefly."""
+"""Who is in a police group, asked of Telegram (getChatMember) and cached briefly.
+
+Only "is a member" answers are cached, and they are forgotten as soon as the bot learns the
+person left or was removed (a ``left_chat_member`` message, or a ``chat_member`` update when
+the bot administers the group): a removed officer cannot act on the strength of a cached
+answer. A "not a member" answer is never cached, so someone just added can act at once."""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ class TelegramMembership:
     def __init__(self, bot: Bot, *, ttl_seconds: float = 60.0) -> None:
         self._bot = bot
         self._ttl = ttl_seconds
-        self._cache: dict[tuple[int, int], tuple[float, bool]] = {}
+        self._cache: dict[tuple[int, int], tuple[float, bool]] = {}  # positives only
 
     async def is_member(self, chat_id: int, user_id: int) -> bool:
         key = (chat_id, user_id)
@@ -34,7 +39,12 @@ class TelegramMembership:
             log.warning("membership check failed", extra={"chat_id": chat_id,
                                                           "error_type": type(error).__name__})
             return False  # fail closed, and do not cache a transient failure
-        if len(self._cache) >= MAX_CACHED:
-            self._cache.clear()
-        self._cache[key] = (now + self._ttl, answer)
+        if answer:
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.clear()
+            self._cache[key] = (now + self._ttl, True)
         return answer
+
+    def forget(self, chat_id: int, user_id: int) -> None:
+        """The person's membership of this chat changed: ask Telegram again next time."""
+        self._cache.pop((chat_id, user_id), None)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
-from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram.ext import (
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
 
 from bot.context import TiplineApplication
 from bot.i18n import N_, SUPPORTED_LANGUAGES, Translator
-from handlers import admin, answers, errors, follow, intake, police, resident
+from handlers import admin, answers, edits, errors, follow, intake, police, resident
 from handlers.guards import police_buttons, resident_buttons
 from handlers.keyboards import LANGUAGE_CALLBACK_PREFIX
 
@@ -34,10 +40,19 @@ GROUP_COMMANDS = [
 ]
 
 
+# The update types the bot asks for, the same in polling and webhook mode. Edits arrive so
+# that their senders can be told they are not taken into account (handlers.edits);
+# chat_member (sent to bots that administer a group) forgets a leaver's membership at once.
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member", "chat_member"]
+
+
 def register(application: TiplineApplication) -> None:
-    """Attach every handler. group 0: commands and buttons; group 1: service messages."""
-    private = filters.ChatType.PRIVATE
-    groups = filters.ChatType.GROUPS
+    """Attach every handler. group 0: commands and buttons; group 1: service messages.
+    Message and command handlers see new messages only (``fresh``): an edited message is
+    answered by handlers.edits and never handled a second time."""
+    fresh = filters.UpdateType.MESSAGE
+    private = filters.ChatType.PRIVATE & fresh
+    groups = filters.ChatType.GROUPS & fresh
 
     # residents, private chats only
     application.add_handler(CommandHandler("start", resident.start, filters=private))
@@ -88,17 +103,31 @@ def register(application: TiplineApplication) -> None:
     ))
 
     # police groups and admins; /link and /unlink explain themselves in private chats too
-    application.add_handler(CommandHandler("link", admin.link))
-    application.add_handler(CommandHandler("unlink", admin.unlink))
+    application.add_handler(CommandHandler("link", admin.link, filters=fresh))
+    application.add_handler(CommandHandler("unlink", admin.unlink, filters=fresh))
     application.add_handler(CommandHandler("where", admin.where, filters=groups))
-    application.add_handler(CommandHandler("find", admin.find))
-    application.add_handler(CommandHandler("ban", admin.ban))
+    application.add_handler(CommandHandler("find", admin.find, filters=fresh))
+    application.add_handler(CommandHandler("ban", admin.ban, filters=fresh))
+
+    # an edit is never handled again: its sender is told to send a correction instead
+    application.add_handler(MessageHandler(
+        # text and captions only: a live location moving is an edit too, and is not news
+        filters.UpdateType.EDITED_MESSAGE & (filters.TEXT | filters.CAPTION),
+        edits.on_edited_message,
+    ))
 
     # any other button (forged or from an old version): answered, nothing changes
     application.add_handler(CallbackQueryHandler(resident.unknown_button))
 
     # service messages, in their own group so a command handler never shadows them
     application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, admin.group_migrated), 1)
+    # someone left or was removed: their "member of the group" answer is forgotten at once
+    application.add_handler(
+        MessageHandler(filters.StatusUpdate.LEFT_CHAT_MEMBER, police.member_left), 1
+    )
+    application.add_handler(
+        ChatMemberHandler(police.member_changed, ChatMemberHandler.CHAT_MEMBER), 1
+    )
 
     application.add_error_handler(errors.on_error)
 

@@ -371,3 +371,23 @@ async def group_help(update: Update, context: TiplineContext) -> None:
           "reporter."),
     ]))
 
+
+
+# --- membership changes --------------------------------------------------------------------
+
+
+async def member_left(update: Update, context: TiplineContext) -> None:
+    """"X left the group" (or was removed): forget that X was a member, at once."""
+    message = update.effective_message
+    if message is None or message.left_chat_member is None:
+        return
+    context.services.membership.forget(message.chat.id, message.left_chat_member.id)
+
+
+async def member_changed(update: Update, context: TiplineContext) -> None:
+    """A ``chat_member`` update (the bot administers the group): any change of status
+    (left, removed, restricted, promoted) makes the next check ask Telegram again."""
+    changed = update.chat_member
+    if changed is None:
+        return
+    context.services.membership.forget(changed.chat.id, changed.new_chat_member.user.id)

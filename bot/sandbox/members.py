@@ -45,10 +45,18 @@ def my_chat_member(
     chat: JSON, actor: SandboxUser, bot: SandboxUser, old: str, new: str, date: int
 ) -> JSON:
     """The payload of a `my_chat_member` update: the bot's status changed from old to new."""
+    return member_updated(chat, actor, bot, old, new, date)
+
+
+def member_updated(
+    chat: JSON, actor: SandboxUser, subject: SandboxUser, old: str, new: str, date: int
+) -> JSON:
+    """A `ChatMemberUpdated`: `subject`'s status changed from old to new (the payload of
+    `my_chat_member` for the bot, of `chat_member` for anyone else)."""
     return {
         "chat": chat,
         "from": actor.to_json(),
         "date": date,
-        "old_chat_member": member_json(bot, old),
-        "new_chat_member": member_json(bot, new),
+        "old_chat_member": member_json(subject, old),
+        "new_chat_member": member_json(subject, new),
     }

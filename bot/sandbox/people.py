@@ -23,7 +23,7 @@ from .models import (
     StoredMessage,
 )
 from .text import detect_entities
-from .world import CallbackQuery, World
+from .world import CallbackQuery, World, now
 
 
 def create_user(
@@ -92,10 +92,12 @@ def add_member(world: World, chat_id: int, user_id: int, *, admin: bool) -> None
         _add_bot(world, state, status)
         return
     user = world.user(user_id)
-    was_present = state.members.get(user_id) in members.PRESENT
+    old = state.members.get(user_id, members.LEFT)
+    was_present = old in members.PRESENT
     state.members[user_id] = status
     if not was_present:
         _service(world, state, user, {"new_chat_members": [user.to_json()]})
+    _emit_member_change(world, state, user, user, old, status)
     world.activity.notify()
 
 
@@ -107,16 +109,51 @@ def _add_bot(world: World, state: ChatState, status: str) -> None:
         _service(world, state, actor, {"new_chat_members": [world.bot.to_json()]})
 
 
-def remove_member(world: World, chat_id: int, user_id: int) -> None:
-    """Someone leaves a group (status `left`); for the bot, a `my_chat_member` update."""
+def remove_member(world: World, chat_id: int, user_id: int, *, kicked: bool = False) -> None:
+    """Someone leaves a group (status `left`), or an admin removes them (`kicked`); for the
+    bot, a `my_chat_member` update. Admin bots also get a `chat_member` update, as on
+    Telegram."""
     state = _group(world, chat_id)
     if user_id == world.bot.id:
         world.emit_bot_status(state, world.group_actor(state), members.LEFT)
         return
     user = world.user(user_id)
-    if state.members.get(user_id) in members.PRESENT:
-        state.members[user_id] = members.LEFT
-        _service(world, state, user, {"left_chat_member": user.to_json()})
+    old = state.members.get(user_id, members.LEFT)
+    if old in members.PRESENT:
+        new = members.KICKED if kicked else members.LEFT
+        state.members[user_id] = new
+        actor = world.group_actor(state) if kicked else user
+        _service(world, state, actor, {"left_chat_member": user.to_json()})
+        _emit_member_change(world, state, actor, user, old, new)
+
+
+def _emit_member_change(
+    world: World, state: ChatState, actor: SandboxUser, user: SandboxUser, old: str, new: str
+) -> None:
+    """Telegram sends `chat_member` updates only to bots that administer the chat."""
+    if old != new and world.bot_is_admin(state):
+        world.hub.emit("chat_member", members.member_updated(
+            state.chat.to_json(), actor, user, old, new, now()))
+
+
+def edit_text(world: World, user_id: int, chat_id: int | None, message_id: int, text: str) -> JSON:
+    """A person edits the text of a message they sent: an `edited_message` update."""
+    user = world.user(user_id)
+    state = speaking_chat(world, user, chat_id)
+    stored = state.live_message(message_id)
+    if stored is None or stored.data.get("from", {}).get("id") != user_id:
+        raise ValueError(f"user {user_id} sent no message {message_id} in chat {state.id}")
+    if "text" not in stored.data:
+        raise ValueError(f"message {message_id} has no text to edit")
+    stored.data.pop("entities", None)
+    stored.data.update(text_content(text))
+    stored.data["edit_date"] = now()
+    world.activity.notify()
+    if (state.chat.type == PRIVATE or state.bot_status in members.PRESENT) and world.bot_sees(
+        state, stored
+    ):
+        world.hub.emit("edited_message", copy.deepcopy(stored.data))
+    return copy.deepcopy(stored.data)
 
 
 def kick_bot(world: World, chat_id: int) -> None:

@@ -203,9 +203,15 @@ class BotApiSandbox:
         """Add (or promote) a member; `bot_user.id` adds or promotes the bot."""
         people.add_member(self.world, chat_id, user_id, admin=admin)
 
-    def remove_member(self, chat_id: int, user_id: int) -> None:
-        """A member leaves the group (status `left`)."""
-        people.remove_member(self.world, chat_id, user_id)
+    def remove_member(self, chat_id: int, user_id: int, *, kicked: bool = False) -> None:
+        """A member leaves the group (status `left`) or is removed by an admin (`kicked`)."""
+        people.remove_member(self.world, chat_id, user_id, kicked=kicked)
+
+    async def edit_text(
+        self, user_id: int, message_id: int, text: str, *, chat_id: int | None = None
+    ) -> dict[str, Any]:
+        """A person edits a text message they sent (an `edited_message` update)."""
+        return people.edit_text(self.world, user_id, chat_id, message_id, text)
 
     async def send_text(
         self,
