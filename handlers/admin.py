@@ -10,6 +10,7 @@ from telegram.constants import ParseMode
 
 from bot.context import TiplineContext
 from bot.domain.linking import LinkingError, LinkTarget, Scope
+from bot.domain.text import echo
 from bot.i18n import Gettext
 from handlers.common import is_admin, police_texts
 
@@ -122,7 +123,7 @@ async def find(update: Update, context: TiplineContext) -> None:
     matches = context.services.directory.search(query, limit=MAX_FIND_RESULTS)
     if not matches:
         await update.effective_message.reply_text(
-            _("No commune matches “{query}”.").format(query=query)
+            _("No commune matches “{query}”.").format(query=echo(query))
         )
         return
     lines = [f"<code>{m.commune.code}</code> {html.escape(m.label())}" for m in matches]
@@ -157,7 +158,7 @@ async def ban(update: Update, context: TiplineContext) -> None:
         typed, admin_id=user.id, admin_name=user.full_name
     )
     if not result.found:
-        await message.reply_text(_("No tip has the code “{code}”.").format(code=typed[:20]))
+        await message.reply_text(_("No tip has the code “{code}”.").format(code=echo(typed, 20)))
     elif result.already:
         await message.reply_text(_("The reporter of this tip was already banned."))
     else:

@@ -28,6 +28,7 @@ from bot.context import TELEGRAM, TiplineContext
 from bot.domain.intake import DraftView, IntakeError, Step
 from bot.domain.photos import MAX_INPUT_BYTES, PhotoRejected, SanitisedPhoto, sanitise_photo
 from bot.domain.sealing import ReplyAddress
+from bot.domain.text import echo
 from bot.i18n import Gettext
 from bot.telegram_transport import raw_call
 from handlers import answers
@@ -367,7 +368,7 @@ async def offer_communes(message: Message, context: TiplineContext, query: str, 
         await message.reply_text(_(
             "No commune or ward matches “{query}”. Try the name with its province, "
             "e.g. “phuc khanh lao cai”."
-        ).format(query=query[:100]))
+        ).format(query=echo(query)))
         return
     buttons = [
         [InlineKeyboardButton(m.label(), callback_data=f"d:c:{m.commune.code}")] for m in matches

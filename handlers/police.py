@@ -18,6 +18,7 @@ from telegram.constants import ParseMode
 from bot.context import TiplineContext
 from bot.domain.cards import STATUS_LABELS, format_time, reporter_alias
 from bot.domain.status import OPEN_STATUSES, TRANSITIONS, Action
+from bot.domain.text import echo
 from bot.domain.triage import Officer, TriageError
 from bot.i18n import N_, Gettext
 from bot.telegram_transport import keyboard
@@ -253,7 +254,7 @@ async def _answer_prompt(
             original = await triage.tip_by_code(text)
             if original is None or original.id == tip.id:
                 await message.reply_text(_("No other tip has the code “{code}”.").format(
-                    code=html.escape(text[:20])))
+                    code=html.escape(echo(text, 20))))
                 return
             await triage.act(tip.id, Action.DONE, officer, choice="duplicate",
                              extra={"duplicate_of": original.code})
@@ -277,7 +278,7 @@ async def _offer_transfer_targets(
     matches = [m for m in context.services.directory.search(query, limit=SEARCH_RESULTS)
                if m.commune.code != tip.commune_code]
     if not matches:
-        await message.reply_text(_("No commune matches “{query}”.").format(query=query[:100]))
+        await message.reply_text(_("No commune matches “{query}”.").format(query=echo(query)))
         return
     buttons = [[(m.label(), f"t:{tip.id}:xc:{m.commune.code}")] for m in matches]
     await message.reply_text(

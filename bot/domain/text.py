@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["fold"]
+__all__ = ["echo", "fold"]
 
 # đ/Đ is a separate letter, not d + a combining mark, so NFD does not decompose it.
 _D_MAP = str.maketrans({"đ": "d", "Đ": "d"})
@@ -32,3 +32,22 @@ def fold(text: str) -> str:
     decomposed = unicodedata.normalize("NFD", text.translate(_D_MAP).lower())
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return _SEPARATORS.sub(" ", stripped).strip()
+
+
+ECHO_LIMIT = 80  # characters of a person's input repeated back in a reply
+_WHITESPACE = re.compile(r"\s+")
+
+
+def echo(text: str, limit: int = ECHO_LIMIT) -> str:
+    """A person's input as it may be repeated back to them ("No commune matches “…”"):
+    whitespace runs collapsed to one space, at most ``limit`` characters, "…" when cut.
+    Replies must never grow with the input (Telegram refuses texts over 4,096 characters).
+
+    >>> echo("  phuc \t\t khanh ")
+    'phuc khanh'
+    >>> echo("x" * 100, limit=5)
+    'xxxx…'
+    """
+    flat = _WHITESPACE.sub(" ", text).strip()
+    return flat if len(flat) <= limit else flat[: max(0, limit - 1)] + "…"
+
