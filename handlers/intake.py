@@ -45,20 +45,47 @@ IMAGE_MIME_TYPES = {"image/jpeg", "image/png", "image/webp", "image/heic", "imag
 # --- entry points --------------------------------------------------------------------------
 
 
-async def begin(update: Update, context: TiplineContext, commune_code: int | None = None) -> None:
-    """Start a new draft and ask the first question."""
+async def begin(
+    update: Update, context: TiplineContext, commune_code: int | None = None, *,
+    restart: bool = False,
+) -> None:
+    """Start a new draft and ask the first question. A draft in progress with something in
+    it (text, pictures, a location) is never dropped silently: the resident chooses."""
     user, chat = update.effective_user, update.effective_chat
     assert user is not None and chat is not None
     language = await resident_language(update, context)
     _ = context.texts(language)
+    pseudonym = pseudonym_of(context, user)
+    if not restart:
+        draft = await context.services.intake.current(pseudonym)
+        if draft is not None and draft.has_content:
+            await context.bot.send_message(
+                chat.id, draft_in_progress_text(draft, _), parse_mode=ParseMode.HTML,
+                reply_markup=InlineKeyboardMarkup([
+                    [InlineKeyboardButton(_("▶️ Continue that tip"), callback_data="d:resume")],
+                    [InlineKeyboardButton(
+                        _("🗑 Delete it and start again"),
+                        callback_data="d:restart" if commune_code is None
+                        else f"d:restart:{commune_code}",
+                    )],
+                ]),
+            )
+            return
     try:
         view = await context.services.intake.begin(
-            pseudonym_of(context, user), language, commune_code=commune_code
+            pseudonym, language, commune_code=commune_code
         )
     except IntakeError as error:
         await context.bot.send_message(chat.id, refusal(error, _))
         return
     await ask(context, chat.id, view, _)
+
+
+def draft_in_progress_text(view: DraftView, _: Gettext) -> str:
+    return _(
+        "You are already writing a tip (to: {place}; pictures: {count}). Continue it, or "
+        "delete it and start again?"
+    ).format(place=_place(view), count=view.photo_count)
 
 
 async def new_command(update: Update, context: TiplineContext) -> None:
@@ -161,8 +188,19 @@ async def on_location(update: Update, context: TiplineContext) -> None:
             ))
             return
         view = await intake.choose_commune(pseudonym, code)
-        view = await intake.remember_location(pseudonym, lat, lon)
-        await ask(context, message.chat_id, view, _)
+        # Shared to find the commune, it is likely where the resident is: kept for the tip
+        # only if they say it is also where it happened (it travels in the button, the
+        # server keeps nothing meanwhile).
+        here = f"d:lh:{lat:.6f}:{lon:.6f}"
+        await message.reply_text(
+            _("📍 This location is in {place}. Is it also where it happened?").format(
+                place=_place(view)),
+            parse_mode=ParseMode.HTML,
+            reply_markup=InlineKeyboardMarkup([
+                [InlineKeyboardButton(_("Yes, it happened here"), callback_data=here)],
+                [InlineKeyboardButton(_("No, only to find the commune"), callback_data="d:ln")],
+            ]),
+        )
         return
     try:
         view = await intake.set_location(pseudonym, lat, lon)
@@ -205,6 +243,24 @@ async def on_button(update: Update, context: TiplineContext) -> None:
                 view = await intake.set_urgency(pseudonym, flag == "1")
             case ["d", "done"]:
                 view = await intake.finish_attachments(pseudonym)
+            case ["d", "resume"]:
+                current = await intake.current(pseudonym)
+                if current is None:
+                    raise IntakeError("no_draft")
+                view = current
+            case ["d", "restart", *code] if not code or (
+                len(code) == 1 and code[0].isascii() and code[0].isdigit()
+                and len(code[0]) <= 9
+            ):
+                await answer(query)
+                await _close_buttons(query.message)
+                await begin(update, context, int(code[0]) if code else None, restart=True)
+                return
+            case ["d", "lh", lat, lon]:
+                view = await intake.keep_commune_location(
+                    pseudonym, _coordinate(lat), _coordinate(lon))
+            case ["d", "ln"]:
+                view = await intake.drop_commune_location(pseudonym)
             case ["d", "x"]:
                 await answer(query)
                 await intake.cancel(pseudonym)
@@ -224,6 +280,13 @@ async def on_button(update: Update, context: TiplineContext) -> None:
     await answer(query)
     await _close_buttons(query.message)
     await ask(context, chat_id, view, _)
+
+
+def _coordinate(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise IntakeError("bad_location") from None
 
 
 async def _submit(

@@ -11,10 +11,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image
 from sqlmodel import col, select
 
+from bot.context import TELEGRAM
 from bot.domain.areas import import_boundaries, load_locator
+from bot.domain.intake import Step
 from bot.sandbox import SandboxUser
 from bot.telegram_transport import TelegramTransport
 from storage.models import OutboxMessage, Tip, TipCard, TipEvent, TipReporter
@@ -161,7 +164,7 @@ async def test_remembered_commune_preselects_the_next_tip(world: World) -> None:
     assert prompt["text"].startswith("Tin báo gửi cho Công an xã/phường nào?")
 
 
-async def test_location_picks_the_commune_when_boundaries_are_imported(world: World) -> None:
+async def _import_square_boundary(world: World) -> None:
     square = [[104.0, 22.0], [104.2, 22.0], [104.2, 22.2], [104.0, 22.2], [104.0, 22.0]]
     geojson = json.dumps({"type": "FeatureCollection", "features": [{
         "type": "Feature", "properties": {"ma_xa": "02998"},
@@ -170,21 +173,44 @@ async def test_location_picks_the_commune_when_boundaries_are_imported(world: Wo
     services = world.services
     assert await import_boundaries(services.db, services.directory, geojson.encode()) == 1
     services.locator = await load_locator(services.db)
+
+
+async def _tip_from_shared_location(world: World, answer: str) -> tuple[str, list[Any]]:
+    await _import_square_boundary(world)
     resident = world.demo.residents[1]
     await world.exchange(resident, "/new")
     before = len(world.sandbox.bot_messages(resident.id))
     await world.sandbox.send_location(resident.id, 22.1, 104.1)
-    [prompt] = (await world.sandbox.wait_for_bot_messages(resident.id, before + 1))[before:]
+    [question] = (await world.sandbox.wait_for_bot_messages(resident.id, before + 1))[before:]
+    assert question["text"] == ("📍 This location is in Xã Phúc Khánh, Tỉnh Lào Cai. "
+                                "Is it also where it happened?")
+    assert buttons(question) == ["d:lh:22.100000:104.100000", "d:ln"]
+    data = buttons(question)[0 if answer == "here" else 1]
+    [prompt] = await press_and_wait(world, resident, question, data)
     assert prompt["text"].startswith("To: Xã Phúc Khánh, Tỉnh Lào Cai")
     [prompt] = await press_and_wait(world, resident, prompt, "d:k:gambling")
     [prompt] = await press_and_wait(world, resident, prompt, "d:u:0")
     [prompt] = await world.exchange(resident, "Gambling every night behind the market.")
     code = await confirm(world, resident, prompt)
-    messages = await wait_card(world, world.demo.commune_group.id, 2)
+    await world.sandbox.wait_idle()
+    return code, world.sandbox.bot_messages(world.demo.commune_group.id)
+
+
+async def test_a_location_shared_to_find_the_commune_is_kept_only_if_it_is_the_place(
+    world: World,
+) -> None:
+    code, messages = await _tip_from_shared_location(world, "here")
     assert messages[1]["location"] == {"latitude": 22.1, "longitude": 104.1}
     assert messages[1]["reply_to_message"]["message_id"] == messages[0]["message_id"]
     tip = await tip_by_code(world, code)
     assert (tip.latitude, tip.longitude) == (22.1, 104.1)
+
+
+async def test_a_location_shared_only_to_find_the_commune_is_not_kept(world: World) -> None:
+    code, messages = await _tip_from_shared_location(world, "only-routing")
+    assert [m for m in messages if "location" in m] == []
+    tip = await tip_by_code(world, code)
+    assert (tip.latitude, tip.longitude) == (None, None)
 
 
 async def test_location_without_boundaries_asks_for_the_name(world: World) -> None:
@@ -496,3 +522,42 @@ async def _until(condition: Any, timeout: float = 5.0) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("condition not met in time")
+
+
+# --- a draft in progress is never dropped silently -----------------------------------------
+
+
+async def _draft_of(world: World, resident: SandboxUser) -> Any:
+    return await world.services.intake.current(
+        world.services.pseudonyms.resident(TELEGRAM, resident.id))
+
+
+@pytest.mark.parametrize("again", ["/new", f"/start c{PHUC_KHANH}"], ids=["new", "qr-rescan"])
+async def test_starting_again_asks_before_deleting_a_draft(world: World, again: str) -> None:
+    resident = world.demo.residents[0]
+    await write_tip(world, resident, text="Có người lạ đột nhập kho.")
+    [question] = await world.exchange(resident, again)
+    assert question["text"] == ("Bạn đang viết dở một tin báo (gửi cho: Xã Phúc Khánh, Tỉnh Lào "
+                                "Cai; ảnh: 0). Tiếp tục tin đó, hay xoá để bắt đầu lại?")
+    restart = "d:restart" if again == "/new" else f"d:restart:{PHUC_KHANH}"
+    assert buttons(question) == ["d:resume", restart]
+    draft = await _draft_of(world, resident)
+    assert draft.description == "Có người lạ đột nhập kho." and draft.step == Step.ATTACHMENTS
+    # continue: the current step is asked again, nothing lost
+    [prompt] = await press_and_wait(world, resident, question, "d:resume")
+    assert "d:done" in buttons(prompt)
+    assert (await _draft_of(world, resident)).description == "Có người lạ đột nhập kho."
+    # ask again and start over this time
+    [question] = await world.exchange(resident, again)
+    [prompt] = await press_and_wait(world, resident, question, restart)
+    draft = await _draft_of(world, resident)
+    assert draft.description is None
+    assert draft.step == (Step.CATEGORY if again != "/new" else draft.step)
+    assert "d:k:drugs" in buttons(prompt) or "d:x" in buttons(prompt)
+
+
+async def test_an_empty_draft_is_simply_started_again(world: World) -> None:
+    resident = world.demo.residents[0]
+    await world.exchange(resident, f"/start c{PHUC_KHANH}")  # the category question
+    [prompt] = await world.exchange(resident, "/new")
+    assert "d:resume" not in buttons(prompt)

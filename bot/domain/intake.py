@@ -97,6 +97,11 @@ class DraftView:
     photo_count: int
     has_location: bool
 
+    @property
+    def has_content(self) -> bool:
+        """Something the resident wrote or attached, which starting again would delete."""
+        return bool(self.description) or self.photo_count > 0 or self.has_location
+
 
 @dataclass(frozen=True, slots=True)
 class _SubmitRequest:
@@ -248,13 +253,20 @@ class IntakeService:
             pseudonym, (Step.ATTACHMENTS,), latitude=latitude, longitude=longitude
         )
 
-    async def remember_location(
+    async def keep_commune_location(
         self, pseudonym: str, latitude: float, longitude: float
     ) -> DraftView:
-        """A location shared to pick the commune is kept as the incident's place too."""
+        """The location shared to find the commune is also where it happened (the resident
+        said so; until then it is not kept). Right after the commune was chosen only."""
         if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
             raise IntakeError("bad_location")
-        return await self._update(pseudonym, (), latitude=latitude, longitude=longitude)
+        return await self._update(
+            pseudonym, (Step.CATEGORY,), latitude=latitude, longitude=longitude
+        )
+
+    async def drop_commune_location(self, pseudonym: str) -> DraftView:
+        """The location only served to find the commune: nothing is kept."""
+        return await self._update(pseudonym, (Step.CATEGORY,), latitude=None, longitude=None)
 
     async def finish_attachments(self, pseudonym: str) -> DraftView:
         return await self._update(pseudonym, (Step.ATTACHMENTS,), step=Step.REVIEW)
