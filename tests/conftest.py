@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -148,13 +149,17 @@ async def sandbox() -> AsyncIterator[BotApiSandbox]:
         await box.stop()
 
 
-@pytest.fixture
-async def world(sandbox: BotApiSandbox, sqlite_url: str, tmp_path: Path) -> AsyncIterator[World]:
+@contextlib.asynccontextmanager
+async def running_world(
+    sandbox: BotApiSandbox, database_url: str, tmp_path: Path, **overrides: Any
+) -> AsyncIterator[World]:
+    """The demo people and groups, the bot running against the sandbox, groups linked."""
     demo = seed_demo(sandbox)
-    settings = make_settings(
-        sqlite_url, tmp_path, admin_ids=[demo.admin.id], ops_chat_id=demo.ops_group.id,
-        telegram_private_burst=FAST_PRIVATE_BURST, membership_cache_seconds=0,
-    )
+    values: dict[str, Any] = {
+        "admin_ids": [demo.admin.id], "ops_chat_id": demo.ops_group.id,
+        "telegram_private_burst": FAST_PRIVATE_BURST, "membership_cache_seconds": 0,
+    }
+    settings = make_settings(database_url, tmp_path, **(values | overrides))
     runtime = TiplineRuntime(
         settings, BotEndpoint(sandbox.token, sandbox.url), TEST_SECRET_KEY.encode()
     )
@@ -165,3 +170,9 @@ async def world(sandbox: BotApiSandbox, sqlite_url: str, tmp_path: Path) -> Asyn
         yield World(sandbox, runtime, demo)
     finally:
         await runtime.stop()
+
+
+@pytest.fixture
+async def world(sandbox: BotApiSandbox, sqlite_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    async with running_world(sandbox, sqlite_url, tmp_path) as started:
+        yield started

@@ -11,11 +11,9 @@ import pytest
 from sqlmodel import col, select
 
 import handlers
-from bot.app import BotEndpoint, TiplineRuntime
 from bot.sandbox import BotApiSandbox
-from bot.sandbox_mode import link_demo_groups, seed_demo
 from storage.models import TipEvent
-from tests.conftest import FAST_PRIVATE_BURST, TEST_SECRET_KEY, World, make_settings
+from tests.conftest import World, running_world
 from tests.test_intake_bot import confirm, wait_card, write_tip
 from tests.test_triage_bot import current, delivered_tip, events_of, status_of, until
 
@@ -88,21 +86,8 @@ async def cached_world(
     sandbox: BotApiSandbox, sqlite_url: str, tmp_path: Path
 ) -> AsyncIterator[World]:
     """The demo world with the production membership cache (60 s)."""
-    demo = seed_demo(sandbox)
-    settings = make_settings(
-        sqlite_url, tmp_path, admin_ids=[demo.admin.id], ops_chat_id=demo.ops_group.id,
-        telegram_private_burst=FAST_PRIVATE_BURST, membership_cache_seconds=60,
-    )
-    runtime = TiplineRuntime(
-        settings, BotEndpoint(sandbox.token, sandbox.url), TEST_SECRET_KEY.encode()
-    )
-    try:
-        await runtime.start()
-        assert runtime.services is not None
-        await link_demo_groups(runtime.services.linking, demo)
-        yield World(sandbox, runtime, demo)
-    finally:
-        await runtime.stop()
+    async with running_world(sandbox, sqlite_url, tmp_path, membership_cache_seconds=60) as w:
+        yield w
 
 
 REFUSED = "Xin lỗi, chỉ cán bộ công an xã hoặc tỉnh phụ trách mới được xử lý tin báo này."
