@@ -3,7 +3,9 @@
 SQLite (the embedded default) runs in WAL mode with a busy timeout, and write transactions
 start with ``BEGIN IMMEDIATE`` so that concurrent read-modify-write cycles queue instead of
 failing with "database is locked" or losing updates (see shared/docs/platform-limits.md).
-PostgreSQL is used as is, by URL.
+PostgreSQL is used as is, by URL. Both engines hide bound values from their errors
+(``hide_parameters``): an error's text ends up in logs, and the values are drafts' text and
+stored updates (bot/logs.py).
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ class Database:
             inline = {"async_creator": inline_connector(database)} if database and \
                 self.sqlite_inline else {}
             self.engine: AsyncEngine = create_async_engine(
-                url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                url, echo=echo, hide_parameters=True,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
                 pool_size=SQLITE_POOL_SIZE, max_overflow=0,  # no connect/PRAGMA churn
                 **inline,
             )
@@ -61,7 +64,9 @@ class Database:
             _install_sqlite_pragmas(self.engine, self.busy_timeout_ms)
             self._write_lock = asyncio.Lock()
         else:
-            self.engine = create_async_engine(url, echo=echo, pool_pre_ping=True)
+            self.engine = create_async_engine(
+                url, echo=echo, hide_parameters=True, pool_pre_ping=True
+            )
         self._write_engine = self.engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
 
     @asynccontextmanager

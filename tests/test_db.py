@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from storage.db import Database
-from storage.models import Resident
+from storage.models import InboundUpdate, Resident
 
 
 async def test_sixty_concurrent_increments_are_all_kept(database: Database) -> None:
@@ -115,3 +117,15 @@ async def test_a_write_waiting_for_another_process_leaves_the_event_loop_free(
         assert row is not None and row.last_commune_code == 7
     finally:
         await db.close()
+
+
+async def test_a_failed_statement_does_not_quote_its_values(database: Database) -> None:
+    """The engines hide bound values from error messages (which end up in logs): a
+    duplicate webhook update's error names the statement, not the payload it carried."""
+    async with database.transaction() as session:
+        session.add(InboundUpdate(update_id=5, payload="first"))
+    with pytest.raises(IntegrityError) as caught:
+        async with database.transaction() as session:
+            session.add(InboundUpdate(update_id=5, payload='{"username": "xuyen_ta_1987"}'))
+    assert "INSERT INTO inbound_updates" in str(caught.value)
+    assert "xuyen_ta_1987" not in str(caught.value)
