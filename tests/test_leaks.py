@@ -1,6 +1,7 @@
 """Identities never leak: not into the logs when the database fails (in the webhook route or
 in a handler), not into the database files once an update is handled (SQLite's WAL and free
-pages keep what a row held).
+pages keep what a row held), and a ban does not keep the tip ↔ pseudonym link the retention
+purge removes.
 
 A resident with a distinctive id, names and username sends a tip; the logs (through the
 production ``JsonFormatter``, every level) and the raw bytes of ``tipline.db``, ``-wal`` and
@@ -16,17 +17,28 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
+from sqlalchemy import update
 from sqlalchemy.engine import make_url
-from sqlmodel import select
+from sqlmodel import col, select
 
+from bot.domain.categories import Categories
+from bot.domain.communes import CommuneDirectory
+from bot.domain.intake import IntakeError, IntakeService
+from bot.domain.retention import purge_reporter_links
+from bot.domain.routing import Router
+from bot.domain.sealing import ChatSealer, ReplyAddress
+from bot.domain.tips import TipQueries
 from bot.logs import JsonFormatter
 from bot.sandbox import SandboxUser
 from bot.web import SECRET_HEADER
-from storage.models import InboundUpdate
+from storage.db import Database
+from storage.models import Ban, InboundUpdate, TipReporter, utcnow
 from tests.conftest import World
 from tests.test_webhook import SECRET, hooked  # noqa: F401  (the webhook-mode fixture)
 
@@ -300,3 +312,56 @@ async def test_handled_webhook_updates_leave_no_identity_in_the_database_files(
     assert carve(files) == {}
     await world.runtime.stop()
     assert carve(files) == {}
+
+
+# --- bans after the retention purge ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def directory() -> CommuneDirectory:
+    return CommuneDirectory.load()
+
+
+async def test_a_ban_keeps_no_tip_code_after_the_reporter_link_is_purged(
+    database: Database, directory: CommuneDirectory
+) -> None:
+    """Once the tip's link to its reporter is purged, the ban made through it no longer
+    names the tip (nor pairs with its audit event by time or admin); it still bans."""
+    secret = b"leak-test-secret-0123456789-abcdef"
+    intake = IntakeService(
+        database, directory, Categories.load(), ChatSealer(secret), Router(ops_chat_id=None)
+    )
+
+    async def send(who: str, text: str) -> str:
+        await intake.begin(who, "vi", commune_code=PHUC_KHANH)
+        await intake.choose_category(who, "theft")
+        await intake.set_urgency(who, False)
+        await intake.add_text(who, text)
+        await intake.finish_attachments(who)
+        return (await intake.submit(who, ReplyAddress("tg", "1"), channel="telegram")).code
+
+    banned_code = await send("troll", "Tin báo sai sự thật số một")
+    kept_code = await send("other", "Một tin báo khác")
+    tips = TipQueries(database)
+    assert (await tips.ban_reporter(banned_code, admin_id=7100000001, admin_name="An")).found
+    assert (await tips.ban_reporter(kept_code, admin_id=7100000001, admin_name="An")).found
+    async with database.session() as session:
+        banned = await session.get(Ban, "troll")
+    assert banned is not None and banned.tip_code == banned_code  # while the link exists
+
+    async with database.transaction() as session:  # retention is over for the first tip
+        await session.exec(
+            update(TipReporter).where(col(TipReporter.pseudonym) == "troll")  # type: ignore[call-overload]
+            .values(purge_after=utcnow() - timedelta(seconds=1))
+        )
+    assert await purge_reporter_links(database) == 1
+    async with database.session() as session:
+        bans = {ban.pseudonym: ban for ban in (await session.exec(select(Ban))).all()}
+    assert set(bans) == {"troll", "other"}
+    assert bans["troll"].tip_code == "" and bans["troll"].banned_by == 0
+    assert bans["troll"].banned_at < utcnow() - timedelta(days=365)
+    assert banned_code not in {ban.tip_code for ban in bans.values()}
+    assert bans["other"].tip_code == kept_code  # its tip is still linked: untouched
+    with pytest.raises(IntakeError) as refused:
+        await intake.begin("troll", "vi", commune_code=PHUC_KHANH)
+    assert refused.value.reason == "banned"
