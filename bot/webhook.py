@@ -67,7 +67,7 @@ class WebhookInbox:
         if not isinstance(update_id, int):
             raise ValueError("update without an integer update_id")
         try:
-            async with self._db.transaction() as session:
+            async with self._db.transaction(durable=True) as session:  # then the 200
                 session.add(InboundUpdate(update_id=update_id, payload=self._seal(payload)))
         except IntegrityError:
             log.info("duplicate webhook update ignored", extra={"update_id": update_id})

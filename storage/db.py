@@ -26,6 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.sqlite_inline import inline_connector
 
 _BEGIN_OPTION = "tipline_begin"
+_SYNC_OPTION = "tipline_synchronous"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 # inline SQLite (storage/sqlite_inline.py): SQLite's busy handler would sleep on the event
 # loop, so it waits only briefly and ``transaction()`` retries the BEGIN with asyncio sleeps
@@ -68,6 +69,9 @@ class Database:
                 url, echo=echo, hide_parameters=True, pool_pre_ping=True
             )
         self._write_engine = self.engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+        self._durable_engine = self.engine.execution_options(
+            **{_BEGIN_OPTION: "IMMEDIATE", _SYNC_OPTION: "FULL"}
+        )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -76,16 +80,23 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, *, durable: bool = False) -> AsyncIterator[AsyncSession]:
         """A write transaction, committed on success and rolled back on error.
 
         On SQLite it starts with BEGIN IMMEDIATE: the write lock is taken up front.
+        ``durable``: the commit survives a power loss, for commits that someone is told
+        about (a receipt code, the 200 for a webhook update). SQLite commits with
+        ``synchronous=NORMAL`` (the WAL is synced at checkpoints only: the last commits can
+        be lost with the power, not the database's consistency); a durable one runs with
+        ``synchronous=FULL``, which syncs the WAL before COMMIT returns (and so also every
+        commit before it). PostgreSQL commits durably anyway (``synchronous_commit=on``).
         """
         async with contextlib.AsyncExitStack() as stack:
             if self._write_lock is not None:
                 await stack.enter_async_context(self._write_lock)
+            engine = self._durable_engine if durable else self._write_engine
             session = await stack.enter_async_context(
-                AsyncSession(self._write_engine, expire_on_commit=False)
+                AsyncSession(engine, expire_on_commit=False)
             )
             await stack.enter_async_context(session.begin())
             if self.sqlite_inline:
@@ -124,7 +135,7 @@ def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # take transaction control away from the sqlite3 module: we emit BEGIN ourselves
         # (inline connections are opened that way already)
         if dbapi_connection.isolation_level is not None:
@@ -134,9 +145,17 @@ def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        record.info[_SYNC_OPTION] = "NORMAL"
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        mode = connection.get_execution_options().get(_BEGIN_OPTION, "")
+        options = connection.get_execution_options()
+        # SQLite refuses to change the level inside a transaction: before BEGIN, and only
+        # when it differs from the connection's current one
+        level = options.get(_SYNC_OPTION, "NORMAL")
+        if connection.info.get(_SYNC_OPTION) != level:
+            connection.exec_driver_sql(f"PRAGMA synchronous={level}")
+            connection.info[_SYNC_OPTION] = level
+        mode = options.get(_BEGIN_OPTION, "")
         connection.exec_driver_sql(f"BEGIN {mode}".strip())

@@ -8,9 +8,12 @@ import json
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
 from sqlmodel import select
 
 from bot.app import BotEndpoint, TiplineRuntime
@@ -147,3 +150,29 @@ async def test_an_update_stored_before_a_crash_is_handled_after_restart(
             break
         await asyncio.sleep(0.05)
     assert row is not None and row.handled_at is not None and row.payload is None
+
+
+async def test_an_update_is_synced_to_disk_before_the_200(hooked: tuple[World, str]) -> None:
+    """Telegram does not send an update again once it got its 200: the commit that stores
+    it runs with synchronous=FULL (the WAL is synced before COMMIT returns), so a power
+    loss right after cannot take it."""
+    world, _url = hooked
+    engine = world.services.db.engine.sync_engine
+    levels: list[int] = []
+
+    def _statement(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("INSERT INTO inbound_updates"):
+            conn.info["stores_update"] = True
+
+    def _commit(conn: Connection) -> None:
+        if conn.info.pop("stores_update", False):
+            levels.append(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+
+    event.listen(engine, "before_cursor_execute", _statement)
+    event.listen(engine, "commit", _commit)
+    try:
+        await world.exchange(world.demo.residents[0], "/help")
+    finally:
+        event.remove(engine, "before_cursor_execute", _statement)
+        event.remove(engine, "commit", _commit)
+    assert levels and set(levels) == {2}  # FULL, for every update stored
