@@ -174,7 +174,7 @@ class TiplineRuntime:
         self.services.outbox.start(TelegramTransport(application.bot))
         webhook_mode = bool(self.settings.webhook_url)
         if webhook_mode:
-            self._inbox = WebhookInbox(self.services.db, application)
+            self._inbox = WebhookInbox(self.services.db, application, self._secret_key)
             await self._inbox.attach()
         self.web = WebServer(self.settings, inbox=self._inbox)
         await self.web.start()

@@ -7,6 +7,7 @@ import json
 import logging
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.settings import Settings
 from bot.webhook import WebhookInbox
@@ -58,7 +59,17 @@ class WebServer:
             payload = await request.json()
             if not isinstance(payload, dict):
                 raise ValueError("not an object")
-            await self._inbox.receive(payload)
         except (json.JSONDecodeError, ValueError):
             return web.Response(status=400, text="bad update")
+        try:
+            await self._inbox.receive(payload)
+        except ValueError:
+            return web.Response(status=400, text="bad update")
+        except (SQLAlchemyError, OSError) as error:
+            # not stored (a lock timeout, the database restarting): Telegram retries on 5xx.
+            # The error's text may quote the update (names, ids): only its type is logged.
+            log.error("webhook update not stored", extra={
+                "update_id": payload.get("update_id"), "error_type": type(error).__name__,
+            })
+            return web.Response(status=503, text="try again")
         return web.Response(text="ok")

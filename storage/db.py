@@ -3,7 +3,9 @@
 SQLite (the embedded default) runs in WAL mode with a busy timeout, and write transactions
 start with ``BEGIN IMMEDIATE`` so that concurrent read-modify-write cycles queue instead of
 failing with "database is locked" or losing updates (see shared/docs/platform-limits.md).
-PostgreSQL is used as is, by URL.
+PostgreSQL is used as is, by URL. Both engines hide bound values from their errors
+(``hide_parameters``): an error's text ends up in logs, and the values are drafts' text and
+stored updates (bot/logs.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.sqlite_inline import inline_connector
 
 _BEGIN_OPTION = "tipline_begin"
+_SYNC_OPTION = "tipline_synchronous"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 # inline SQLite (storage/sqlite_inline.py): SQLite's busy handler would sleep on the event
 # loop, so it waits only briefly and ``transaction()`` retries the BEGIN with asyncio sleeps
@@ -51,7 +54,8 @@ class Database:
             inline = {"async_creator": inline_connector(database)} if database and \
                 self.sqlite_inline else {}
             self.engine: AsyncEngine = create_async_engine(
-                url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                url, echo=echo, hide_parameters=True,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
                 pool_size=SQLITE_POOL_SIZE, max_overflow=0,  # no connect/PRAGMA churn
                 **inline,
             )
@@ -61,8 +65,13 @@ class Database:
             _install_sqlite_pragmas(self.engine, self.busy_timeout_ms)
             self._write_lock = asyncio.Lock()
         else:
-            self.engine = create_async_engine(url, echo=echo, pool_pre_ping=True)
+            self.engine = create_async_engine(
+                url, echo=echo, hide_parameters=True, pool_pre_ping=True
+            )
         self._write_engine = self.engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+        self._durable_engine = self.engine.execution_options(
+            **{_BEGIN_OPTION: "IMMEDIATE", _SYNC_OPTION: "FULL"}
+        )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -71,16 +80,23 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, *, durable: bool = False) -> AsyncIterator[AsyncSession]:
         """A write transaction, committed on success and rolled back on error.
 
         On SQLite it starts with BEGIN IMMEDIATE: the write lock is taken up front.
+        ``durable``: the commit survives a power loss, for commits that someone is told
+        about (a receipt code, the 200 for a webhook update). SQLite commits with
+        ``synchronous=NORMAL`` (the WAL is synced at checkpoints only: the last commits can
+        be lost with the power, not the database's consistency); a durable one runs with
+        ``synchronous=FULL``, which syncs the WAL before COMMIT returns (and so also every
+        commit before it). PostgreSQL commits durably anyway (``synchronous_commit=on``).
         """
         async with contextlib.AsyncExitStack() as stack:
             if self._write_lock is not None:
                 await stack.enter_async_context(self._write_lock)
+            engine = self._durable_engine if durable else self._write_engine
             session = await stack.enter_async_context(
-                AsyncSession(self._write_engine, expire_on_commit=False)
+                AsyncSession(engine, expire_on_commit=False)
             )
             await stack.enter_async_context(session.begin())
             if self.sqlite_inline:
@@ -119,7 +135,7 @@ def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # take transaction control away from the sqlite3 module: we emit BEGIN ourselves
         # (inline connections are opened that way already)
         if dbapi_connection.isolation_level is not None:
@@ -129,9 +145,17 @@ def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        record.info[_SYNC_OPTION] = "NORMAL"
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        mode = connection.get_execution_options().get(_BEGIN_OPTION, "")
+        options = connection.get_execution_options()
+        # SQLite refuses to change the level inside a transaction: before BEGIN, and only
+        # when it differs from the connection's current one
+        level = options.get(_SYNC_OPTION, "NORMAL")
+        if connection.info.get(_SYNC_OPTION) != level:
+            connection.exec_driver_sql(f"PRAGMA synchronous={level}")
+            connection.info[_SYNC_OPTION] = level
+        mode = options.get(_BEGIN_OPTION, "")
         connection.exec_driver_sql(f"BEGIN {mode}".strip())

@@ -6,6 +6,8 @@ and wakes the event loop when it is done: four thread hops per SQL statement, wh
 largest share of a tip's cost (docs/benchmarks.md). Our SQLite work is small indexed reads
 and writes on a local WAL file (tens of microseconds each; commits do not fsync with
 ``synchronous=NORMAL``), so calling sqlite3 directly is cheaper than handing it to a thread.
+The exception are durable commits (a tip's, a webhook update's: ``synchronous=FULL``): their
+fsync, ~0.2-0.5 ms typically and several ms at worst on our VM, is taken on the event loop.
 
 The care this needs: SQLite's busy handler would sleep on the event loop while *another
 process* holds the write lock (a CLI ``geo import`` writes a whole boundary file in one

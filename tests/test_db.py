@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from storage.db import Database
-from storage.models import Resident
+from storage.models import InboundUpdate, Resident
+
+NORMAL, FULL = 1, 2  # PRAGMA synchronous
 
 
 async def test_sixty_concurrent_increments_are_all_kept(database: Database) -> None:
@@ -113,5 +118,76 @@ async def test_a_write_waiting_for_another_process_leaves_the_event_loop_free(
         async with db.session() as session:
             row = await session.get(Resident, "waited")
         assert row is not None and row.last_commune_code == 7
+    finally:
+        await db.close()
+
+
+async def test_a_failed_statement_does_not_quote_its_values(database: Database) -> None:
+    """The engines hide bound values from error messages (which end up in logs): a
+    duplicate webhook update's error names the statement, not the payload it carried."""
+    async with database.transaction() as session:
+        session.add(InboundUpdate(update_id=5, payload="first"))
+    with pytest.raises(IntegrityError) as caught:
+        async with database.transaction() as session:
+            session.add(InboundUpdate(update_id=5, payload='{"username": "xuyen_ta_1987"}'))
+    assert "INSERT INTO inbound_updates" in str(caught.value)
+    assert "xuyen_ta_1987" not in str(caught.value)
+
+
+async def test_durable_transactions_commit_with_synchronous_full(sqlite_url: str) -> None:
+    """SQLite: commits someone is told about (``durable=True``: a receipted tip, a stored
+    webhook update) are synced before COMMIT returns (synchronous=FULL); the others keep
+    NORMAL (synced at checkpoints), on the same pooled connections."""
+    from storage.models import SQLModel
+
+    db = Database(sqlite_url)
+    levels: list[int] = []
+
+    @event.listens_for(db.engine.sync_engine, "commit")
+    def _level_at_commit(connection: Connection) -> None:
+        levels.append(connection.exec_driver_sql("PRAGMA synchronous").scalar_one())
+
+    try:
+        async with db.engine.begin() as connection:
+            await connection.run_sync(SQLModel.metadata.create_all)
+        levels.clear()
+        for durable, name in ((True, "a"), (False, "b"), (True, "c"), (False, "d")):
+            async with db.transaction(durable=durable) as session:
+                session.add(Resident(pseudonym=name, last_commune_code=1))
+        assert levels == [FULL, NORMAL, FULL, NORMAL]
+    finally:
+        await db.close()
+
+
+async def test_a_tip_is_committed_durably(sqlite_url: str) -> None:
+    """The receipt code is given once the tip's commit returned: that commit is synced."""
+    from bot.domain.categories import Categories
+    from bot.domain.communes import CommuneDirectory
+    from bot.domain.intake import IntakeService
+    from bot.domain.routing import Router
+    from bot.domain.sealing import ChatSealer, ReplyAddress
+    from storage import migrate
+
+    db = Database(sqlite_url)
+    levels: list[int] = []
+
+    @event.listens_for(db.engine.sync_engine, "commit")
+    def _level_at_commit(connection: Connection) -> None:
+        levels.append(connection.exec_driver_sql("PRAGMA synchronous").scalar_one())
+
+    try:
+        await migrate.upgrade(db)
+        intake = IntakeService(db, CommuneDirectory.load(), Categories.load(),
+                               ChatSealer(b"durable-test-secret-0123456789abcdef"),
+                               Router(ops_chat_id=None))
+        await intake.begin("p", "vi", commune_code=2998)
+        await intake.choose_category("p", "theft")
+        await intake.set_urgency("p", False)
+        await intake.add_text("p", "Sự việc cụ thể")
+        await intake.finish_attachments("p")
+        assert set(levels) == {NORMAL}  # the draft's steps
+        levels.clear()
+        await intake.submit("p", ReplyAddress("tg", "1"), channel="telegram")
+        assert levels == [FULL]
     finally:
         await db.close()

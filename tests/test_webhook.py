@@ -8,15 +8,19 @@ import json
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
 from sqlmodel import select
 
 from bot.app import BotEndpoint, TiplineRuntime
 from bot.sandbox import BotApiSandbox
 from bot.sandbox_mode import DemoWorld, link_demo_groups, seed_demo
 from bot.web import SECRET_HEADER, WEBHOOK_PATH
+from bot.webhook import WebhookInbox
 from storage.db import Database
 from storage.models import InboundUpdate
 from tests.conftest import TEST_SECRET_KEY, World, make_settings
@@ -101,11 +105,13 @@ async def test_a_redelivered_update_is_handled_once(hooked: tuple[World, str]) -
     assert len(world.sandbox.bot_messages(resident.id)) == before + 1
 
 
+@pytest.mark.parametrize("stored", ["sealed", "in clear by an earlier version"])
 async def test_an_update_stored_before_a_crash_is_handled_after_restart(
-    hooked: tuple[World, str]
+    hooked: tuple[World, str], stored: str
 ) -> None:
     """Persist first, then 200: an update stored but never processed (the process died)
-    is processed at the next start."""
+    is processed at the next start. It is stored sealed (it names the sender); rows an
+    earlier version stored in clear are replayed too."""
     world, _url = hooked
     resident = world.demo.residents[1]
     await world.exchange(resident, "/start")
@@ -121,8 +127,17 @@ async def test_an_update_stored_before_a_crash_is_handled_after_restart(
         },
     }
     db = Database(world.runtime.settings.database_url)
-    async with db.transaction() as session:
-        session.add(InboundUpdate(update_id=424242, payload=json.dumps(update)))
+    if stored == "sealed":  # as the route stores it (the application is not running)
+        assert world.runtime.application is not None
+        inbox = WebhookInbox(db, world.runtime.application, TEST_SECRET_KEY.encode())
+        assert await inbox.receive(update)
+        async with db.session() as session:
+            row = await session.get(InboundUpdate, 424242)
+        assert row is not None and row.payload is not None
+        assert str(resident.id) not in row.payload and resident.first_name not in row.payload
+    else:
+        async with db.transaction() as session:
+            session.add(InboundUpdate(update_id=424242, payload=json.dumps(update)))
     await db.close()
     before = len(world.sandbox.bot_messages(resident.id))
     await world.runtime.start()
@@ -135,3 +150,29 @@ async def test_an_update_stored_before_a_crash_is_handled_after_restart(
             break
         await asyncio.sleep(0.05)
     assert row is not None and row.handled_at is not None and row.payload is None
+
+
+async def test_an_update_is_synced_to_disk_before_the_200(hooked: tuple[World, str]) -> None:
+    """Telegram does not send an update again once it got its 200: the commit that stores
+    it runs with synchronous=FULL (the WAL is synced before COMMIT returns), so a power
+    loss right after cannot take it."""
+    world, _url = hooked
+    engine = world.services.db.engine.sync_engine
+    levels: list[int] = []
+
+    def _statement(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("INSERT INTO inbound_updates"):
+            conn.info["stores_update"] = True
+
+    def _commit(conn: Connection) -> None:
+        if conn.info.pop("stores_update", False):
+            levels.append(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+
+    event.listen(engine, "before_cursor_execute", _statement)
+    event.listen(engine, "commit", _commit)
+    try:
+        await world.exchange(world.demo.residents[0], "/help")
+    finally:
+        event.remove(engine, "before_cursor_execute", _statement)
+        event.remove(engine, "commit", _commit)
+    assert levels and set(levels) == {2}  # FULL, for every update stored

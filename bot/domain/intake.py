@@ -328,7 +328,7 @@ class IntakeService:
         batch costs about ten statements whatever its size."""
         now = utcnow()
         pseudonyms = sorted({request.pseudonym for request in requests})
-        async with self._db.transaction() as session:
+        async with self._db.transaction(durable=True) as session:  # receipts are given
             sql = await session.connection()
             drafts: dict[str, Any] = {row.pseudonym: row for row in (
                 await sql.execute(_SQL.drafts, {"pseudonyms": pseudonyms})
