@@ -70,9 +70,10 @@ MAX_PIXELS: Final = 210_000_000
 # decoded at full size first whatever the scale; see _decode_budget). Pillow stores
 # RGB/RGBA in 4 bytes a pixel, so 64 MiB is a 16.7 MP PNG, WebP or HEIC (12 MP phone
 # photos pass; a 7071x7071 PNG of zeros, 190 KB on the wire and 200 MB decoded, does
-# not), and any baseline JPEG up to MAX_PIXELS. Codecs add their own working buffers on
-# top (libheif: about twice this for HEIC, measured; see docs/benchmarks.md), so with
-# PictureJobs' two workers, pictures never hold more than a few hundred MB at once.
+# not), and any baseline JPEG up to MAX_PIXELS. The whole sanitisation peaks at about
+# twice what is counted (the resized copy; +130 MB measured for a 4000x4000 PNG), three
+# times for HEIC (libheif's own copies: +105 MB for the 8.5 MP fixture); PictureJobs
+# runs one at a time (docs/benchmarks.md).
 MAX_DECODED_BYTES: Final = 64 * 1024 * 1024
 # Long side of the output: enough detail for evidence (a number plate across the street),
 # ~0.3-1 MB as a q85 JPEG, far inside sendPhoto's limits (10 MB, width + height <= 10000;

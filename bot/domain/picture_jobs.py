@@ -22,10 +22,13 @@ from typing import Final, Literal
 
 from bot.domain.photos import SanitisedPhoto, sanitise_photo
 
-# Two threads: a 2-core host keeps a core for the event loop while one picture's resize
-# runs in two bands (photos._downscaled_rgb_bands); each decode needs at most
-# photos.MAX_DECODED_BYTES of pixels (plus the codec's own buffers).
-PICTURE_WORKERS: Final = 2
+# One thread: a picture's resize already runs in two bands on two threads
+# (photos._downscaled_rgb_bands), and on the 2-core host a second worker brought no
+# throughput (5 PNGs at the budget: 2.3 s with one, 2.7 s with two; 10 phone JPEGs 0.55 s
+# and 0.49 s) for nearly twice the memory (peak +130 MB against +238 MB; see
+# docs/benchmarks.md). Each decode needs at most photos.MAX_DECODED_BYTES of pixels, plus
+# the codec's own buffers and the resized copy. Bigger hosts may pass workers=2.
+PICTURE_WORKERS: Final = 1
 # Downloaded pictures waiting for a worker (each at most 20 MB).
 FETCH_AHEAD: Final = 2
 # Pictures of one resident reserved at once (waiting, downloading, decoding, storing):
