@@ -198,6 +198,10 @@ def _register_heif_opener() -> bool:
     process); it is done lazily here so importing this module, or any other, never
     imports pillow-heif. Embedded thumbnails, depth and auxiliary images are switched
     off: we never want a thumbnail (it may show an uncropped original) and need no more.
+    libheif decodes on one thread instead of four: with four, every decode starts new
+    native threads and glibc gives them fresh malloc arenas, so the process kept ~+250 MB
+    after 20 HEIC decodes against ~+40 MB with one, for no speed difference measurable
+    on the 2-core host (the picture pool decodes one picture at a time anyway).
     """
     global _heif_registered
     if _heif_registered:
@@ -207,7 +211,9 @@ def _register_heif_opener() -> bool:
             if not heic_supported():
                 return False
             pillow_heif = importlib.import_module("pillow_heif")
-            pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+            pillow_heif.register_heif_opener(
+                thumbnails=False, depth_images=False, aux_images=False, decode_threads=1
+            )
             _heif_registered = True
     return True
 
