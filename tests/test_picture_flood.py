@@ -25,6 +25,7 @@ from tests.test_photos import png_of_zeros
 
 MB = 1024 * 1024
 RSS_BOUND = 300 * MB  # growth allowed while a flood is handled
+PHOTO_ACK_SETTLE = 1.5  # handlers.intake.PHOTO_ACK_DELAY_SECONDS and a margin
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +94,6 @@ async def test_thirteen_png_bombs_leave_memory_flat_and_the_bot_answering(
             resident.id, before + 13, timeout=60
         ))[before:]
 
-    print(f"RSS growth {growth[0] / MB:.0f} MB")
     assert growth[0] < RSS_BOUND, f"RSS grew by {growth[0] / MB:.0f} MB"
     assert "/new" in help_reply["text"]
     assert len(replies) == 13
@@ -103,9 +103,6 @@ async def test_thirteen_png_bombs_leave_memory_flat_and_the_bot_answering(
     assert world.services.pictures.busiest <= PICTURE_WORKERS
     await asyncio.sleep(PHOTO_ACK_SETTLE)
     assert len(world.sandbox.bot_messages(resident.id)) == before + 13  # no "attached" ack
-
-
-PHOTO_ACK_SETTLE = 1.5  # handlers.intake.PHOTO_ACK_DELAY_SECONDS and a margin
 
 
 async def test_a_full_draft_refuses_the_next_picture_without_downloading_it(
@@ -159,7 +156,6 @@ async def test_pictures_under_the_budget_are_decoded_on_the_picture_pool(world: 
     assert world.services.pictures.busiest == PICTURE_WORKERS == 1
     picture_threads = [t.name for t in threading.enumerate() if t.name.startswith("picture_")]
     assert 1 <= len(picture_threads) <= PICTURE_WORKERS
-    print(f"RSS growth {growth[0] / MB:.0f} MB")
     assert growth[0] < RSS_BOUND, f"RSS grew by {growth[0] / MB:.0f} MB"
 
 
@@ -167,3 +163,44 @@ async def _send_and_wait(world: World, user: SandboxUser, data: bytes) -> list[d
     before = len(world.sandbox.bot_messages(user.id))
     await send_pictures(world, user, [data])
     return (await world.sandbox.wait_for_bot_messages(user.id, before + 1))[before:]
+
+
+async def test_a_bomb_sent_as_an_answer_is_refused_and_nothing_is_relayed(
+    world: World, png_bomb: bytes
+) -> None:
+    from tests.test_triage_bot import (
+        _events_include,
+        _prompt_recorded,
+        _reply_in_group,
+        card_shows,
+        current,
+        delivered_tip,
+        events_of,
+        until,
+    )
+
+    tip, card = await delivered_tip(world)
+    officer, resident = world.demo.officer, world.demo.residents[0]
+    group = world.demo.commune_group.id
+    await world.press(officer, card, f"t:{tip.id}:ack")
+    await card_shows(world, card, "Đã tiếp nhận")
+    before = len(world.sandbox.bot_messages(group))
+    await world.press(officer, current(world, card), f"t:{tip.id}:ask")
+    [prompt] = (await world.sandbox.wait_for_bot_messages(group, before + 1))[before:]
+    await _prompt_recorded(world, group, prompt)
+    await _reply_in_group(world, officer, group, prompt, "Có ảnh không?")
+    await until(lambda: _events_include(world, tip, "reporter_notified", 2))
+    question = next(m for m in world.sandbox.bot_messages(resident.id)
+                    if m["text"].startswith("❓"))
+
+    in_group = len(world.sandbox.bot_messages(group))
+    before = len(world.sandbox.bot_messages(resident.id))
+    await world.sandbox.send_document(
+        resident.id, png_bomb, file_name="bomb.png", mime_type="image/png",
+        reply_to_message_id=question["message_id"],
+    )
+    [reply] = (await world.sandbox.wait_for_bot_messages(resident.id, before + 1))[before:]
+    assert reply["text"] == photo_refusal("bomb", world.services.translator.for_language("vi"))
+    await asyncio.sleep(0.5)
+    assert len(world.sandbox.bot_messages(group)) == in_group
+    assert "answer" not in await events_of(world, tip)
