@@ -17,6 +17,7 @@ from sqlmodel import select
 from bot.domain.intake import MAX_PHOTOS
 from bot.domain.picture_jobs import PICTURE_WORKERS
 from bot.sandbox import SandboxUser
+from bot.telegram_http import AiohttpRequest, DownloadTooLarge
 from handlers.pictures import photo_refusal
 from storage.models import Photo
 from tests.conftest import World
@@ -204,3 +205,27 @@ async def test_a_bomb_sent_as_an_answer_is_refused_and_nothing_is_relayed(
     await asyncio.sleep(0.5)
     assert len(world.sandbox.bot_messages(group)) == in_group
     assert "answer" not in await events_of(world, tip)
+
+
+async def test_a_file_over_20_mb_is_refused_without_downloading_it(world: World) -> None:
+    resident = world.demo.residents[0]
+    await write_tip(world, resident)
+    downloads = len(world.sandbox.method_calls("getFile"))
+    big = b"\x89PNG\r\n\x1a\n" + bytes(20 * MB)
+    [reply] = await _send_and_wait(world, resident, big)
+    assert reply["text"] == "Ảnh quá lớn (tối đa 20 MB). Ảnh không được thêm."
+    assert len(world.sandbox.method_calls("getFile")) == downloads
+
+
+async def test_the_download_itself_stops_past_its_limit(world: World) -> None:
+    resident = world.demo.residents[1]  # no draft: the bot only says how to start one
+    sent = await world.sandbox.send_document(
+        resident.id, bytes(300_000), file_name="a.png", mime_type="image/png"
+    )
+    bot = world.runtime.application.bot if world.runtime.application else None
+    assert bot is not None and isinstance(bot.request, AiohttpRequest)
+    telegram_file = await bot.get_file(sent["document"]["file_id"])
+    assert telegram_file.file_path is not None
+    assert len(await bot.request.download(telegram_file.file_path, 300_000)) == 300_000
+    with pytest.raises(DownloadTooLarge):
+        await bot.request.download(telegram_file.file_path, 299_999)
