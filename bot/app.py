@@ -27,6 +27,7 @@ from bot.domain.intake import IntakeService
 from bot.domain.linking import GroupLinking
 from bot.domain.notices import ReporterNotices
 from bot.domain.outbox import OutboxWorker
+from bot.domain.picture_jobs import PictureJobs
 from bot.domain.residents import ResidentPreferences
 from bot.domain.routing import Router
 from bot.domain.sealing import ChatSealer
@@ -105,6 +106,7 @@ async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Ser
             retention=timedelta(days=settings.retention_days),
         ),
         membership=membership,
+        pictures=PictureJobs(),
     )
 
 
@@ -211,5 +213,6 @@ class TiplineRuntime:
             if not application.running:
                 await application.shutdown()
         if self.services is not None:
+            self.services.pictures.close()  # after the handlers that wait for it
             await self.services.db.close()
         log.info("bot stopped")

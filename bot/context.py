@@ -16,6 +16,7 @@ from bot.domain.identity import Pseudonymizer
 from bot.domain.intake import IntakeService
 from bot.domain.linking import GroupLinking
 from bot.domain.outbox import OutboxWorker
+from bot.domain.picture_jobs import PictureJobs
 from bot.domain.residents import ResidentPreferences
 from bot.domain.tips import TipQueries
 from bot.domain.triage import TriageService
@@ -46,6 +47,7 @@ class Services:
     renderer: CardRenderer
     triage: TriageService
     membership: TelegramMembership
+    pictures: PictureJobs  # the bounded pool pictures are sanitised on
     boundaries_version: tuple[int, datetime | None] = (0, None)
 
 

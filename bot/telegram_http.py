@@ -20,6 +20,7 @@ from telegram.request import BaseRequest, RequestData
 
 DEFAULT_TIMEOUTS = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 1.0}
 MEDIA_WRITE_TIMEOUT = 20.0
+DOWNLOAD_READ_TIMEOUT = 20.0  # between two reads of a file download
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
@@ -97,6 +98,39 @@ class AiohttpRequest(BaseRequest):
             raise TimedOut from None
         except aiohttp.ClientError as error:
             raise NetworkError(f"aiohttp.{type(error).__name__}") from None
+
+
+    async def download(self, url: str, max_bytes: int) -> bytes:
+        """GET a file's bytes, reading no more than ``max_bytes``: :class:`DownloadTooLarge`
+        when its Content-Length or the bytes received go past it (PTB's ``File.download_*``
+        read the whole body whatever its size)."""
+        if self._session is None or self._session.closed:
+            raise RuntimeError("This AiohttpRequest is not initialized!")
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=DEFAULT_TIMEOUTS["connect"] + DEFAULT_TIMEOUTS["pool"],
+            sock_connect=DEFAULT_TIMEOUTS["connect"], sock_read=DOWNLOAD_READ_TIMEOUT,
+        )
+        try:
+            async with self._session.get(url, timeout=timeout) as response:
+                if response.status != 200:
+                    raise NetworkError(f"file download failed: HTTP {response.status}")
+                if (response.content_length or 0) > max_bytes:
+                    raise DownloadTooLarge(response.content_length)
+                chunks, received = [], 0
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    received += len(chunk)
+                    if received > max_bytes:
+                        raise DownloadTooLarge(received)
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise TimedOut from None
+        except aiohttp.ClientError as error:
+            raise NetworkError(f"aiohttp.{type(error).__name__}") from None
+
+
+class DownloadTooLarge(Exception):
+    """A download went past its byte limit (the argument: bytes announced or received)."""
 
 
 def _value(given: ODVInput[float], default: float | None) -> float | None:

@@ -3,16 +3,14 @@ Text and sanitised pictures only, relayed under the per-tip alias."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from telegram import Message, Update
 
 from bot.context import TiplineContext
-from bot.domain.photos import MAX_INPUT_BYTES, PhotoRejected, sanitise_photo
 from bot.domain.triage import ReporterAnswer
 from handlers.common import pseudonym_of, resident_texts
-from handlers.intake import photo_refusal, sendable_shape
+from handlers.pictures import PictureRefused, photo_refusal, received_picture
 
 log = logging.getLogger(__name__)
 MAX_ANSWER = 3000
@@ -48,25 +46,20 @@ async def relay_picture(
     update: Update, context: TiplineContext, target: ReporterAnswer, file_id: str,
     file_size: int | None,
 ) -> None:
-    message = update.effective_message
-    assert isinstance(message, Message)
+    message, user = update.effective_message, update.effective_user
+    assert isinstance(message, Message) and user is not None
     _ = await resident_texts(update, context)
-    if file_size is not None and file_size > MAX_INPUT_BYTES:
-        await message.reply_text(photo_refusal("too_large", _))
-        return
-    try:
-        data = bytes(await (await context.bot.get_file(file_id)).download_as_bytearray())
-        photo = await asyncio.to_thread(sanitise_photo, data)
-    except PhotoRejected as rejected:
-        await message.reply_text(photo_refusal(rejected.reason, _))
-        return
-    if not sendable_shape(photo):
-        await message.reply_text(photo_refusal("shape", _))
-        return
     caption = (message.caption or "").strip()[:MAX_ANSWER] or None
-    await context.services.triage.reporter_answer(
-        target.tip_id, caption, [(photo.data, photo.width, photo.height)]
-    )
+    try:
+        async with received_picture(
+            context, pseudonym_of(context, user), file_id, file_size
+        ) as photo:
+            await context.services.triage.reporter_answer(
+                target.tip_id, caption, [(photo.data, photo.width, photo.height)]
+            )
+    except PictureRefused as refused:
+        await message.reply_text(photo_refusal(refused.reason, _))
+        return
     context.services.outbox.wake()
     await message.reply_text(_("Your answer was passed to the police. Thank you."))
 

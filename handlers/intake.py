@@ -25,18 +25,17 @@ from telegram import (
 from telegram.constants import ParseMode
 
 from bot.context import TELEGRAM, TiplineContext
-from bot.domain.intake import DraftView, IntakeError, Step
-from bot.domain.photos import MAX_INPUT_BYTES, PhotoRejected, SanitisedPhoto, sanitise_photo
+from bot.domain.intake import MAX_PHOTOS, DraftView, IntakeError, Step
 from bot.domain.sealing import ReplyAddress
 from bot.domain.text import echo
 from bot.i18n import Gettext
 from bot.telegram_transport import raw_call
 from handlers import answers
 from handlers.common import answer, pseudonym_of, resident_language, resident_texts
+from handlers.pictures import PictureRefused, photo_refusal, received_picture
 
 log = logging.getLogger(__name__)
 
-MAX_ASPECT_RATIO = 20  # Bot API sendPhoto refuses longer/narrower pictures
 PHOTO_ACK_DELAY_SECONDS = 1.2  # one acknowledgement per album, not one per picture
 SEARCH_RESULTS = 5
 IMAGE_MIME_TYPES = {"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"}
@@ -454,34 +453,26 @@ async def _attach_picture(
     language = await resident_language(update, context)
     _ = context.texts(language)
     intake = context.services.intake
-    if not await intake.expects_photos(pseudonym):
+    view = await intake.current(pseudonym)
+    if view is None or view.step != Step.ATTACHMENTS:
         await message.reply_text(_(
             "Pictures can be added after you describe what happened. To send a tip, tap /new."
         ))
         return
-    if file_size is not None and file_size > MAX_INPUT_BYTES:
-        await message.reply_text(photo_refusal("too_large", _))
-        return
     try:
-        telegram_file = await context.bot.get_file(file_id)
-        data = bytes(await telegram_file.download_as_bytearray())
-        photo = await asyncio.to_thread(sanitise_photo, data)
-        if not sendable_shape(photo):
-            await message.reply_text(photo_refusal("shape", _))
-            return
-        count = await intake.add_photo(pseudonym, photo, order=message.message_id)
-    except PhotoRejected as rejected:
-        log.info("picture refused", extra={"status": rejected.reason})
-        await message.reply_text(photo_refusal(rejected.reason, _))
+        # counted against the draft's 10 with this resident's pictures still in work,
+        # before anything is downloaded
+        async with received_picture(
+            context, pseudonym, file_id, file_size, already=view.photo_count, limit=MAX_PHOTOS
+        ) as photo:
+            count = await intake.add_photo(pseudonym, photo, order=message.message_id)
+    except PictureRefused as refused:
+        await message.reply_text(photo_refusal(refused.reason, _))
         return
     except IntakeError as error:
         await message.reply_text(refusal(error, _))
         return
     _schedule_photo_ack(context, pseudonym, message.chat_id, language, count)
-
-
-def sendable_shape(photo: SanitisedPhoto) -> bool:
-    return max(photo.width, photo.height) <= MAX_ASPECT_RATIO * min(photo.width, photo.height)
 
 
 def _schedule_photo_ack(
@@ -541,25 +532,6 @@ def refusal(error: IntakeError, _: Gettext) -> str:
         "bad_location": _("This location is not valid."),
     }
     return sentences.get(error.reason, _("This button is no longer valid.")).format(**details)
-
-
-def photo_refusal(reason: str, _: Gettext) -> str:
-    sentences = {
-        "too_large": _("This picture is too big (at most 20 MB). It was not added."),
-        "not_image": _("This file is not a picture. Please send JPEG, PNG, WebP or HEIC "
-                       "pictures. It was not added."),
-        "unsupported_format": _("This picture format is not supported. Please send JPEG, PNG, "
-                                "WebP or HEIC. It was not added."),
-        "bomb": _("This picture has too many pixels to be processed safely. Please send a "
-                  "smaller picture. It was not added."),
-        "corrupt": _("This picture could not be read (the file seems damaged). Please send "
-                     "another one. It was not added."),
-        "shape": _("This picture is too long and narrow to be shown. Please crop it and send it "
-                   "again. It was not added."),
-        "heic_unavailable": _("HEIC files cannot be read here yet. Please send the picture as "
-                              "a photo (not as a file). It was not added."),
-    }
-    return sentences.get(reason, sentences["corrupt"])
 
 
 async def _close_buttons(message: object) -> None:

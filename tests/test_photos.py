@@ -34,6 +34,7 @@ from PIL import (
 
 from bot.domain import photos
 from bot.domain.photos import (
+    MAX_DECODED_BYTES,
     MAX_INPUT_BYTES,
     MAX_PIXELS,
     MAX_SIDE,
@@ -185,7 +186,8 @@ def pattern(size: tuple[int, int] = (96, 64), *, alpha: bool = False) -> Image.I
 
 def test_constants_and_reasons() -> None:
     assert MAX_INPUT_BYTES == 20 * 1024 * 1024
-    assert MAX_PIXELS == 50_000_000
+    assert MAX_PIXELS == 210_000_000
+    assert MAX_DECODED_BYTES == 64 * 1024 * 1024
     assert MAX_SIDE == 2560
     assert {
         "too_large",
@@ -597,6 +599,16 @@ def test_iphone_heic_becomes_clean_jpeg() -> None:
 
 
 @pytest.mark.skipif(not heic_supported(), reason="pillow-heif (extra 'heic') not installed")
+def test_heic_is_decoded_on_one_libheif_thread() -> None:
+    # libheif's default, four threads started per decode, left the process ~200 MB larger
+    # after a flood of HEICs (a fresh malloc arena per thread); see _register_heif_opener
+    import pillow_heif
+
+    sanitise_photo(fixture_bytes("IMG_5195.HEIC"))
+    assert pillow_heif.options.DECODE_THREADS == 1
+
+
+@pytest.mark.skipif(not heic_supported(), reason="pillow-heif (extra 'heic') not installed")
 @pytest.mark.parametrize("cut", [20, 1000, 3020, 400_000, 833_000])
 def test_truncated_heic_is_corrupt(cut: int) -> None:
     # libheif alone would decode the cut file and paint the missing tiles green.
@@ -776,16 +788,57 @@ def test_no_decoding_fixture_really_catches_decoding(no_decoding: None) -> None:
             sanitise_photo(data)
 
 
+def png_of_zeros(width: int, height: int, *, colour_type: int = 6) -> bytes:
+    """A genuine, fully decodable 8-bit PNG of zeros (RGBA by default; 2 = RGB, 3 =
+    palette, 0 = greyscale): a 7071x7071 RGBA one is 190 KB on the wire, 200 MB decoded."""
+    channels = {0: 1, 2: 3, 3: 1, 6: 4}[colour_type]
+    row = bytes(1 + width * channels)  # filter byte + pixels
+    compressor = zlib.compressobj(9)
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    palette = png_chunk(b"PLTE", bytes(3 * 256)) if colour_type == 3 else b""
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + palette
+        + png_chunk(b"IDAT", idat)
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def flat_jpeg(width: int, height: int) -> bytes:
+    """A genuine baseline 4:2:0 JPEG of uniform grey, of any size (multiples of 16), in
+    milliseconds: 16320x12240 (200 MP, the largest phone sensors) is 3 MB."""
+    assert width % 16 == 0 and height % 16 == 0
+    small = jpeg_bytes(Image.new("RGB", (16, 16), (128, 128, 128)), subsampling="4:2:0")
+    sos = small.index(b"\xff\xda")
+    header = bytearray(small[: sos + 2 + int.from_bytes(small[sos + 2 : sos + 4], "big")])
+    sof = header.index(b"\xff\xc0")
+    header[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    # One MCU with the standard Huffman tables: four Y blocks (DC difference 0 = "00", EOB
+    # = "1010"), then Cb and Cr ("00" + "00" each): 32 bits, no 0xFF byte to stuff.
+    mcu = bytes([0b00101000, 0b10100010, 0b10001010, 0b00000000])
+    return bytes(header) + mcu * ((width // 16) * (height // 16)) + b"\xff\xd9"
+
+
+def progressive_jpeg_claiming(width: int, height: int) -> bytes:
+    small = bytearray(jpeg_bytes(Image.new("RGB", (8, 8), (90, 90, 90)), progressive=True))
+    sof = small.index(b"\xff\xc2")
+    small[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(small)
+
+
 @pytest.mark.parametrize(
     "data",
     [
         png_with_header(20000, 20000, zlib.compress(b"")),  # Pillow's hard limit
-        png_with_header(8000, 8000, zlib.compress(b"")),  # 64 MP: our limit
+        png_with_header(8000, 8000, zlib.compress(b"")),  # 64 MP L: 64 MB + its RGB copy
         jpeg_claiming(20000, 20000),
-        jpeg_claiming(9000, 7000),  # 63 MP
-        jpeg_claiming(65000, 1000),
+        jpeg_claiming(16384, 13000),  # 213 MP: over MAX_PIXELS
+        jpeg_claiming(65000, 65000),  # 4.2 GP: over MAX_PIXELS, and 268 MB even at 1/8
+        progressive_jpeg_claiming(6000, 6000),  # 36 MP: 108 MB of DCT coefficients
     ],
-    ids=["png-400mp", "png-64mp", "jpeg-400mp", "jpeg-63mp", "jpeg-65mp-strip"],
+    ids=["png-400mp", "png-64mp", "jpeg-400mp", "jpeg-213mp", "jpeg-4gp", "progressive-36mp"],
 )
 def test_header_bombs_are_refused_before_decoding(data: bytes, no_decoding: None) -> None:
     started = time.perf_counter()
@@ -812,6 +865,84 @@ def test_real_png_just_above_our_limit_is_refused(no_decoding: None) -> None:
     width, height = 7100, 7100  # 50.4 MP: under Pillow's own 89 MP warning
     idat = zlib.compress(bytes(1 + width // 8) * height, 9)
     assert reject_reason(png_with_header(width, height, idat, bit_depth=1)) == "bomb"
+
+
+def test_the_7071px_png_of_the_flood_is_refused_from_its_header(no_decoding: None) -> None:
+    # 50.0 MP passed the old 50 MP pixel limit and cost ~650 MB to decode (RGBA, 4 bytes
+    # a pixel, and the copies after it); 190 KB on the wire.
+    bomb = png_of_zeros(7071, 7071)
+    assert len(bomb) < 200_000
+    with pytest.raises(PhotoRejected) as info:
+        sanitise_photo(bomb)
+    assert info.value.reason == "bomb"
+    assert "199996164 bytes" in str(info.value)
+
+
+def test_conversion_copies_count_against_the_budget(no_decoding: None) -> None:
+    # A palette PNG is decoded at 1 byte a pixel (49 MB here: under 64 MiB), but turned
+    # into RGB/RGBA it needs 4 more bytes a pixel while the palette image is still held.
+    assert reject_reason(png_of_zeros(7000, 7000, colour_type=3)) == "bomb"
+
+
+def test_the_budget_is_bytes_of_the_decoded_mode_conversions_included() -> None:
+    rgb, grey = png_of_zeros(100, 100, colour_type=2), png_of_zeros(100, 100, colour_type=0)
+    assert sanitise_photo(rgb, max_decoded_bytes=100 * 100 * 4).width == 100
+    assert reject_reason(rgb, max_decoded_bytes=100 * 100 * 4 - 1) == "bomb"
+    assert sanitise_photo(grey, max_decoded_bytes=100 * 100 * 5).width == 100
+    assert reject_reason(grey, max_decoded_bytes=100 * 100 * 5 - 1) == "bomb"
+
+
+def test_the_budget_is_counted_at_the_jpeg_draft_scale() -> None:
+    original = jpeg_bytes(Image.effect_noise((800, 800), 40).convert("RGB"))
+    # max_side 100: libjpeg decodes at 1/8, 100x100 RGB = 40,000 bytes
+    assert sanitise_photo(original, max_side=100, max_decoded_bytes=40_000).width == 100
+    assert reject_reason(original, max_side=100, max_decoded_bytes=39_999) == "bomb"
+
+
+def test_multi_scan_jpegs_count_their_whole_coefficient_buffer(no_decoding: None) -> None:
+    # Progressive (or non-interleaved) JPEGs are decoded in passes over every DCT
+    # coefficient of the full image, whatever the scale: 800x800 4:2:0 = 1.92 MB of them.
+    noise = Image.effect_noise((800, 800), 40).convert("RGB")
+    progressive = jpeg_bytes(noise, progressive=True)
+    assert reject_reason(progressive, max_side=100, max_decoded_bytes=1_900_000) == "bomb"
+    baseline = bytearray(jpeg_bytes(noise))
+    sos = baseline.index(b"\xff\xda")
+    assert baseline[sos + 4] == 3  # one interleaved scan of the 3 components...
+    baseline[sos + 4] = 1  # ...or a first scan of one component: the same buffer
+    assert reject_reason(bytes(baseline), max_side=100, max_decoded_bytes=1_900_000) == "bomb"
+
+
+def test_progressive_jpeg_within_the_budget_decodes() -> None:
+    noise = Image.effect_noise((800, 800), 40).convert("RGB")
+    result = sanitise_photo(jpeg_bytes(noise, progressive=True), max_side=100,
+                            max_decoded_bytes=2_000_000)
+    assert (result.width, result.height) == (100, 100)
+
+
+def test_a_200_megapixel_phone_jpeg_is_decoded_at_one_eighth(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Pillow's Image.open refuses it outright (over 2 x MAX_IMAGE_PIXELS = 179 MP), yet
+    # decoded at 1/8 it is 2040x1530, 12.5 MB.
+    original = flat_jpeg(16320, 12240)
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(io.BytesIO(original))
+    decoded_sizes: list[tuple[int, int]] = []
+    real_draft = JpegImagePlugin.JpegImageFile.draft
+
+    def spy(self: JpegImagePlugin.JpegImageFile, mode: str | None, size: object) -> object:
+        result = real_draft(self, mode, size)  # type: ignore[arg-type]
+        decoded_sizes.append(self.size)
+        return result
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+
+    result = sanitise_photo(original)
+
+    assert decoded_sizes == [(2040, 1530)]
+    assert (result.width, result.height) == (2040, 1530)
+    out = assert_no_metadata(result)
+    assert ImageStat.Stat(out).mean == pytest.approx([128, 128, 128], abs=1)
 
 
 def test_pillow_warning_band_is_a_rejection_without_touching_warning_filters() -> None:

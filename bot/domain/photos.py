@@ -10,8 +10,10 @@ the Orientation tag). So we:
 2. sniff the magic bytes and open *only* whitelisted formats (JPEG, PNG, WEBP, and
    HEIF/HEIC when the optional pillow-heif is installed) -- other Pillow parsers never
    see resident data;
-3. read the header only and refuse images with too many pixels (``bomb``) before any
-   pixel is decoded;
+3. read the header only and refuse (``bomb``), before any pixel is decoded, images with
+   too many pixels or whose decode would need more than ``max_decoded_bytes`` of pixel
+   memory (counted at the reduced JPEG scale, conversions included; see
+   ``_decode_budget``);
 4. decode (JPEG: at 1/2, 1/4 or 1/8 scale via ``draft()`` when we downscale anyway),
    downscale so the long side is at most ``max_side``, apply the EXIF orientation and
    flatten transparency onto white;
@@ -21,7 +23,8 @@ the Orientation tag). So we:
 6. self-check the output (marker walk + Pillow re-open): anything but SOI, APP0/JFIF,
    DQT, SOF0, DHT, SOS and EOI aborts with :class:`SanitiserSelfCheckError`.
 
-Everything is synchronous and CPU-bound: call it through ``asyncio.to_thread``. No global
+Everything is synchronous and CPU-bound: the bot runs it on the small dedicated pool of
+:class:`bot.domain.picture_jobs.PictureJobs`, never on asyncio's default executor. No global
 Pillow state is changed (``LOAD_TRUNCATED_IMAGES`` and ``MAX_IMAGE_PIXELS`` are only
 read, warning filters are never touched: ``warnings.catch_warnings`` is not thread-safe).
 """
@@ -39,7 +42,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Final, Literal, get_args
 
-from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL import ExifTags, Image, JpegImagePlugin, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +58,23 @@ REJECT_REASONS: Final[frozenset[str]] = frozenset(get_args(RejectReason))
 
 # Telegram Bot API getFile downloads at most 20 MB (Bot API docs, "getFile").
 MAX_INPUT_BYTES: Final = 20 * 1024 * 1024
-# Refuse images above 50 megapixels, judged from the header before any decoding.
-# - Legitimate phone photos stay below it: 12 MP (4032x3024) is the common default, the
-#   48/50 MP "full resolution" modes are 8064x6048 = 48.8 MP and 8160x6120 = 49.9 MP.
-#   (108/200 MP modes are refused; sent "as photo" instead of "as file", Telegram
-#   recompresses them first, so the resident has a way out.)
-# - Decoding a 50 MP PNG/WEBP/HEIF costs ~150 MB (RGB) to ~200 MB (RGBA) of pixel memory
-#   at once; two concurrent uploads on a small 2-core host must still fit.
-# - It is below Pillow's own DecompressionBombWarning threshold (MAX_IMAGE_PIXELS,
-#   89.5 MP), so every image Pillow would warn about is already refused here; when the
-#   caller passes a higher max_pixels, Pillow's threshold still applies (see _pixel_limit).
-# - A generated bomb (a few-KB PNG claiming 20000x20000) is caught from its 33-byte IHDR.
-MAX_PIXELS: Final = 50_000_000
+# Refuse images declaring more than 210 megapixels, judged from the header. The largest
+# phone sensors make 200 MP photos (16320x12240 = 199.8 MP); sent "as a file" they are
+# JPEGs, which we decode at 1/8 scale (a few MB of pixels). This cap bounds the CPU a JPEG
+# costs (libjpeg still walks every block); memory is bounded by MAX_DECODED_BYTES.
+MAX_PIXELS: Final = 210_000_000
+# Pixel memory one decode may need, judged from the header before anything is decoded:
+# width x height x bytes per pixel of the image Pillow decodes (at the DCT-scaled size for
+# JPEGs), plus the copies the conversion to RGB/RGBA makes, plus the whole-image DCT
+# coefficient buffer libjpeg keeps for progressive and other multi-scan JPEGs (those are
+# decoded at full size first whatever the scale; see _decode_budget). Pillow stores
+# RGB/RGBA in 4 bytes a pixel, so 64 MiB is a 16.7 MP PNG, WebP or HEIC (12 MP phone
+# photos pass; a 7071x7071 PNG of zeros, 190 KB on the wire and 200 MB decoded, does
+# not), and any baseline JPEG up to MAX_PIXELS. The whole sanitisation peaks at about
+# twice what is counted (the resized copy; +130 MB measured for a 4000x4000 PNG), three
+# times for HEIC (libheif's own copies: +105 MB for the 8.5 MP fixture); PictureJobs
+# runs one at a time (docs/benchmarks.md).
+MAX_DECODED_BYTES: Final = 64 * 1024 * 1024
 # Long side of the output: enough detail for evidence (a number plate across the street),
 # ~0.3-1 MB as a q85 JPEG, far inside sendPhoto's limits (10 MB, width + height <= 10000;
 # Bot API). Note sendPhoto also wants an aspect ratio <= 20: callers check width/height.
@@ -190,6 +198,10 @@ def _register_heif_opener() -> bool:
     process); it is done lazily here so importing this module, or any other, never
     imports pillow-heif. Embedded thumbnails, depth and auxiliary images are switched
     off: we never want a thumbnail (it may show an uncropped original) and need no more.
+    libheif decodes on one thread instead of four: with four, every decode starts new
+    native threads and glibc gives them fresh malloc arenas, so the process kept ~+250 MB
+    after 20 HEIC decodes against ~+40 MB with one, for no speed difference measurable
+    on the 2-core host (the picture pool decodes one picture at a time anyway).
     """
     global _heif_registered
     if _heif_registered:
@@ -199,7 +211,9 @@ def _register_heif_opener() -> bool:
             if not heic_supported():
                 return False
             pillow_heif = importlib.import_module("pillow_heif")
-            pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+            pillow_heif.register_heif_opener(
+                thumbnails=False, depth_images=False, aux_images=False, decode_threads=1
+            )
             _heif_registered = True
     return True
 
@@ -283,6 +297,7 @@ def sanitise_photo(
     min_side: int = MIN_SIDE,
     max_bytes: int = MAX_INPUT_BYTES,
     max_pixels: int = MAX_PIXELS,
+    max_decoded_bytes: int = MAX_DECODED_BYTES,
     quality: int = 85,
 ) -> SanitisedPhoto:
     """Turn an uploaded image into a metadata-free, upright baseline JPEG.
@@ -291,8 +306,8 @@ def sanitise_photo(
     image, unsupported, bomb, corrupt, HEIC without pillow-heif) and
     :class:`SanitiserSelfCheckError` if the output failed its metadata self-check.
     """
-    if max_side < 1 or max_bytes < 1 or max_pixels < 1:
-        raise ValueError("max_side, max_bytes and max_pixels must be positive")
+    if min(max_side, max_bytes, max_pixels, max_decoded_bytes) < 1:
+        raise ValueError("max_side, max_bytes, max_pixels and max_decoded_bytes must be positive")
     if not 1 <= quality <= 95:
         raise ValueError("quality must be between 1 and 95")
 
@@ -310,7 +325,9 @@ def sanitise_photo(
 
     # Parsing and decoding resident data: every failure here is the upload's fault.
     try:
-        decoded = _decode(data, kind, max_side, min(min_side, max_side), max_pixels)
+        decoded = _decode(
+            data, kind, max_side, min(min_side, max_side), max_pixels, max_decoded_bytes
+        )
     except PhotoRejected:
         raise
     except Image.DecompressionBombError as exc:
@@ -352,38 +369,143 @@ def _pixel_limit(max_pixels: int) -> int:
 
 
 def _decode(
-    data: bytes, kind: str, max_side: int, min_side: int, max_pixels: int
+    data: bytes, kind: str, max_side: int, min_side: int, max_pixels: int,
+    max_decoded_bytes: int,
 ) -> _Decoded:
     if kind == "HEIF":
         _check_isobmff_boxes(data)
-    # Image.open reads the header only; `formats` limits Pillow to the sniffed,
-    # whitelisted parser. No `with`: closing an image frees its pixels, and the BytesIO
-    # needs no closing.
-    im = Image.open(io.BytesIO(data), formats=[kind])
-    # Pillow reports an MPO (multi-picture JPEG from many phones) as format "MPO"; it is
-    # a JPEG whose first frame is the photo. Only frame 0 is ever decoded.
-    fmt = "JPEG" if im.format == "MPO" else im.format
-    if fmt != kind:
+    # Opening reads the header only. No `with`: closing an image frees its pixels, and the
+    # BytesIO needs no closing.
+    if kind == "JPEG":
+        # Through the JPEG plugin's class rather than Image.open, whose decompression-bomb
+        # check refuses any image over 2 x MAX_IMAGE_PIXELS (179 MP) from its header: that
+        # includes 200 MP phone photos, which we only ever decode at 1/8 scale. Our own
+        # checks below take its place. An MPO (multi-picture JPEG from many phones) opens
+        # as the plain JPEG of its first frame, the photo; no other frame is ever decoded.
+        im: Image.Image = JpegImagePlugin.JpegImageFile(io.BytesIO(data))
+        limit = max_pixels
+    else:
+        # `formats` limits Pillow to the sniffed, whitelisted parser.
+        im = Image.open(io.BytesIO(data), formats=[kind])
+        limit = _pixel_limit(max_pixels)
+    if im.format != kind:
         raise PhotoRejected("unsupported_format", f"{im.format} is not accepted")
 
     width, height = im.size
     if width < 1 or height < 1:
         raise PhotoRejected("corrupt", f"invalid dimensions {width}x{height}")
-    limit = _pixel_limit(max_pixels)
     if width * height > limit:
         raise PhotoRejected(
             "bomb", f"{width}x{height} = {width * height} pixels exceeds the limit of {limit}"
         )
 
-    orientation = _orientation(im)
     target = _target_size(width, height, max_side)  # stored orientation
-    if fmt == "JPEG" and target != (width, height):
+    if kind == "JPEG" and target != (width, height):
         target = _dct_scaled_size(width, height, max_side, min_side) or target
         # Decode with libjpeg's DCT scaling (1/2, 1/4, 1/8): Pillow picks the smallest
         # scale still at least `target`, so the resize afterwards only ever shrinks.
+        # This only sets up the decoder: im.size becomes the scaled size.
         im.draft(im.mode, target)
+    needed = _decode_budget(im, kind, data, (width, height))
+    if needed > max_decoded_bytes:
+        raise PhotoRejected(
+            "bomb",
+            f"{width}x{height} {im.mode} needs {needed} bytes of pixels to decode at "
+            f"{im.width}x{im.height}, over the budget of {max_decoded_bytes}",
+        )
+    # Only now: reading a PNG's EXIF decodes the whole image (an eXIf chunk may follow
+    # the pixel data).
+    orientation = _orientation(im)
     im.load()  # raises on truncated data: LOAD_TRUNCATED_IMAGES is never changed
     return _Decoded(_to_rgb_or_rgba(im), target, orientation, _WHITELIST[kind])
+
+
+def _decode_budget(
+    im: Image.Image, kind: str, data: bytes, full_size: tuple[int, int]
+) -> int:
+    """Bytes of pixel memory decoding ``im`` (as opened, after any ``draft``) will hold at
+    once: the decoded image, the conversion to RGB/RGBA, and for multi-scan JPEGs the
+    coefficient buffer of the whole image."""
+    needed = im.width * im.height * _conversion_bytes_per_pixel(im)
+    if kind == "JPEG" and _jpeg_multi_scan(im, data):
+        needed += _jpeg_coefficient_bytes(full_size, getattr(im, "layer", None))
+    return needed
+
+
+def _bytes_per_pixel(mode: str) -> int:
+    # Pillow's storage: 1-byte modes, 16-bit integer modes, and 4 bytes for all others
+    # (RGB is kept as RGBX).
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith("I;16"):
+        return 2
+    return 4
+
+
+def _conversion_bytes_per_pixel(im: Image.Image) -> int:
+    """Peak bytes a pixel while ``_to_rgb_or_rgba`` runs: the source stays referenced
+    while each copy is made (e.g. P -> RGBA: 1 + 4 bytes)."""
+    held = _bytes_per_pixel(im.mode)
+    if im.mode in ("RGB", "RGBA"):
+        return held
+    if im.mode.startswith("I"):
+        return held + 8  # the source, its 32-bit copy and the scaled copy (then L, RGB)
+    return held + 4  # the source and its RGB/RGBA copy
+
+
+# Progressive JPEGs (and sequential ones whose first scan lacks a component) are decoded
+# in several passes over the whole image: libjpeg keeps every DCT coefficient of every
+# component in memory, 2 bytes each, however small the scale requested.
+_JPEG_COEFFICIENT_BYTES: Final = 2
+
+
+def _jpeg_multi_scan(im: Image.Image, data: bytes) -> bool:
+    if im.info.get("progressive"):
+        return True
+    layers = getattr(im, "layer", None) or []
+    scan_components = _jpeg_first_scan_components(data)
+    return scan_components is None or scan_components < len(layers)
+
+
+def _jpeg_first_scan_components(data: bytes) -> int | None:
+    """Number of components in the first scan (SOS), or None if the header is unusual."""
+    pos = 2
+    while pos + 4 < len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xDA:
+            return data[pos + 4]
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if length < 2:
+            return None
+        pos += 2 + length
+    return None
+
+
+def _jpeg_coefficient_bytes(
+    size: tuple[int, int], layers: list[tuple[str, int, int, int]] | None
+) -> int:
+    """Size of libjpeg's whole-image coefficient buffer (blocks rounded up to MCUs)."""
+    width, height = size
+    sampling = [(h, v) for _, h, v, _ in layers or [] if h > 0 and v > 0]
+    if not sampling:
+        sampling = [(1, 1)] * 4  # unknown: as many full-resolution components as possible
+    h_max = max(h for h, _ in sampling)
+    v_max = max(v for _, v in sampling)
+    blocks = 0
+    for h, v in sampling:
+        across = _ceil_div(_ceil_div(width * h, 8 * h_max), h) * h
+        down = _ceil_div(_ceil_div(height * v, 8 * v_max), v) * v
+        blocks += across * down
+    return blocks * 64 * _JPEG_COEFFICIENT_BYTES
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def _encode(decoded: _Decoded, quality: int) -> SanitisedPhoto:
