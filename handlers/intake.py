@@ -269,7 +269,8 @@ async def _settle_receipt(
     context: TiplineContext, result: Submitted, failure: Exception | None
 ) -> None:
     """Tell the outbox how the receipt went: sent (its safety-net row is done) or not (the
-    outbox sends it now). If even this fails, the row comes due by itself a little later."""
+    outbox sends it now). If even this fails, the row comes due by itself a little later
+    (a merged duplicate's answer has no such row: its code stays in /mytips)."""
     outbox = context.services.outbox
     try:
         if failure is None:

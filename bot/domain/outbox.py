@@ -39,11 +39,12 @@ import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import Integer, bindparam, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.expression import ColumnElement, Exists, Select
 from sqlmodel import col, select
@@ -75,6 +76,9 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=2)
 URGENT_LEASE = timedelta(seconds=30)
 RECEIPT = "receipt"  # the kind of the receipt's safety-net row
+# receipts the confirm handler delivered are marked in the outbox's next write (usually the
+# record of the same tip's card), at the latest after this: no write transaction of their own
+RECEIPT_MARK_LINGER_SECONDS = 0.25
 MAX_BACKOFF_SECONDS = 300.0
 MAX_ATTEMPTS = 12  # for edits, notices and relays (~30 min of back-off); cards never give up
 NO_DESTINATION_RETRY_SECONDS = 60.0
@@ -141,7 +145,6 @@ class OutboxStats:
 class _Mark:
     row_id: int
     status: str
-    receipt_of: int | None = None  # instead of a row: the pending receipt row of this tip
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +266,8 @@ class OutboxWorker:
         self._due_heads = _due_heads_query()
         self._backlog = False
         self._in_flight: set[int | None] = set()
+        self._receipts_done: set[int] = set()  # tips whose receipt row is still to be marked
+        self._receipts_flush: asyncio.Task[None] | None = None
         self.stats = OutboxStats()
 
     def wake(self) -> None:
@@ -300,6 +305,12 @@ class OutboxWorker:
                 await task
         for bookkeeping in (self._posted, self._marks):  # what was sent is recorded
             await bookkeeping.wait_idle()
+        if self._receipts_flush is not None:
+            self._receipts_flush.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._receipts_flush
+            self._receipts_flush = None
+        await self._flush_receipts()
         self._task = None
         self._tasks.clear()
 
@@ -386,20 +397,27 @@ class OutboxWorker:
                 (col(OutboxMessage.id).in_(urgent), sa.literal(now + URGENT_LEASE, UTCDateTime)),
                 else_=sa.literal(now + LEASE, UTCDateTime),
             )
-        async with self._db.transaction() as session:
-            rows = (await session.exec(
-                update(OutboxMessage)
-                .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.status) == "pending",
-                       col(OutboxMessage.next_attempt_at) <= now)
-                .values(next_attempt_at=lease_until, attempts=OutboxMessage.attempts + 1,
-                        lease_owner=self.lease_owner)
-                .returning(OutboxMessage)
-                .execution_options(synchronize_session=False),
-            )).scalars().all()
-            order = {row_id: position for position, row_id in enumerate(ids)}
-            claimed = [_Claimed(row, more=row.id in more, resend=row.id in unfinished)
-                       for row in sorted(rows, key=lambda row: order[row.id or 0])]
-            await self._prefetch(session, claimed)
+        receipts: list[int] = []
+        try:
+            async with self._db.transaction() as session:
+                rows = (await session.exec(
+                    update(OutboxMessage)
+                    .where(col(OutboxMessage.id).in_(ids),
+                           col(OutboxMessage.status) == "pending",
+                           col(OutboxMessage.next_attempt_at) <= now)
+                    .values(next_attempt_at=lease_until, attempts=OutboxMessage.attempts + 1,
+                            lease_owner=self.lease_owner)
+                    .returning(OutboxMessage)
+                    .execution_options(synchronize_session=False),
+                )).scalars().all()
+                order = {row_id: position for position, row_id in enumerate(ids)}
+                claimed = [_Claimed(row, more=row.id in more, resend=row.id in unfinished)
+                           for row in sorted(rows, key=lambda row: order[row.id or 0])]
+                await self._prefetch(session, claimed)
+                await self._mark_receipts(await session.connection(), now, receipts)
+        except BaseException:
+            self._receipts_done.update(receipts)  # not committed: the next write marks them
+            raise
         return claimed
 
     async def _prefetch(self, session: AsyncSession, claimed: list[_Claimed]) -> None:
@@ -542,25 +560,62 @@ class OutboxWorker:
 
     async def _write_marks(self, marks: Sequence[_Mark]) -> list[None]:
         now = utcnow()
-        receipts = [m.receipt_of for m in marks if m.receipt_of is not None]
-        rows = [m for m in marks if m.receipt_of is None]
-        async with self._db.transaction() as session:
-            sql = await session.connection()
-            if receipts:
-                await sql.execute(_SQL.receipts_sent, {"tips": receipts, "at": now})
-            for status in sorted({mark.status for mark in rows}):
-                await sql.execute(_SQL.mark_rows, {
-                    "ids": [m.row_id for m in rows if m.status == status],
-                    "status": status, "at": now,
-                })
+        receipts: list[int] = []
+        try:
+            async with self._db.transaction() as session:
+                sql = await session.connection()
+                for status in sorted({mark.status for mark in marks}):
+                    await sql.execute(_SQL.mark_rows, {
+                        "ids": [m.row_id for m in marks if m.status == status],
+                        "status": status, "at": now,
+                    })
+                await self._mark_receipts(sql, now, receipts)
+        except BaseException:
+            self._receipts_done.update(receipts)
+            raise
         return [None] * len(marks)
 
     # --- the receipt's safety net ----------------------------------------------------------
 
     async def receipt_sent(self, tip_id: int) -> None:
-        """The confirm handler got the receipt to the resident: its row is done (batched
-        with the worker's own bookkeeping)."""
-        await self._marks.run(_Mark(0, "sent", receipt_of=tip_id))
+        """The confirm handler got the receipt to the resident: its row is done. Marked in
+        the worker's next write (no transaction of its own under load), at the latest after
+        ``RECEIPT_MARK_LINGER_SECONDS``; at once when the worker is not running. A crash in
+        between only means the resident gets the receipt a second time."""
+        if self._task is None or self._stopping:
+            self._receipts_done.add(tip_id)
+            await self._flush_receipts()
+            return
+        self._receipts_done.add(tip_id)
+        if self._receipts_flush is None or self._receipts_flush.done():
+            self._receipts_flush = asyncio.create_task(
+                self._flush_receipts_later(), name="outbox-receipts"
+            )
+
+    async def _flush_receipts_later(self) -> None:
+        await asyncio.sleep(RECEIPT_MARK_LINGER_SECONDS)
+        await self._flush_receipts()
+
+    async def _flush_receipts(self) -> None:
+        if not self._receipts_done:
+            return
+        receipts: list[int] = []
+        try:
+            async with self._db.transaction() as session:
+                await self._mark_receipts(await session.connection(), utcnow(), receipts)
+        except Exception:  # the rows come due and the receipt is sent again: not lost
+            self._receipts_done.update(receipts)
+            log.warning("could not mark receipts as sent", exc_info=True,
+                        extra={"count": len(receipts)})
+
+    async def _mark_receipts(self, sql: AsyncConnection, now: datetime, taken: list[int]) -> None:
+        """Inside a write transaction: mark the receipt rows the handler has sent since the
+        last write; their tips go into ``taken`` (put back by the caller if the write fails)."""
+        if not self._receipts_done:
+            return
+        taken.extend(sorted(self._receipts_done))
+        self._receipts_done.clear()
+        await sql.execute(_SQL.receipts_sent, {"tips": taken, "at": now})
 
     async def receipt_missed(
         self, tip_id: int, *, retry_after: float | None = None, duplicate: bool = False
@@ -714,28 +769,34 @@ class OutboxWorker:
 
     async def _write_cards_posted_together(self, posted: Sequence[_CardPosted]) -> list[None]:
         now = utcnow()
-        async with self._db.transaction() as session:
-            sql = await session.connection()
-            await sql.execute(_SQL.insert_cards, [
-                {"tip_id": card.tip_id, "chat_id": card.chat_id, "message_id": card.message_id,
-                 "active": True, "created_at": now}
-                for card in posted
-            ])
-            await sql.execute(_SQL.insert_events, [
-                {"tip_id": card.tip_id, "actor_kind": "system", "event": "delivered", "at": now,
-                 "details": json.dumps({"queue": card.scope})}
-                for card in posted
-            ])
-            await sql.execute(_SQL.tip_delivered, [
-                {"tip": card.tip_id, "at": now, "scope": card.scope, "chat": card.chat_id}
-                for card in posted
-            ])
-            await sql.execute(_SQL.row_progress, [
-                {"row": card.row_id, "payload": card.payload,
-                 "status": "sent" if card.finished else "pending",
-                 "sent_at": now if card.finished else None}
-                for card in posted
-            ])
+        receipts: list[int] = []
+        try:
+            async with self._db.transaction() as session:
+                sql = await session.connection()
+                await sql.execute(_SQL.insert_cards, [
+                    {"tip_id": card.tip_id, "chat_id": card.chat_id,
+                     "message_id": card.message_id, "active": True, "created_at": now}
+                    for card in posted
+                ])
+                await sql.execute(_SQL.insert_events, [
+                    {"tip_id": card.tip_id, "actor_kind": "system", "event": "delivered",
+                     "at": now, "details": json.dumps({"queue": card.scope})}
+                    for card in posted
+                ])
+                await sql.execute(_SQL.tip_delivered, [
+                    {"tip": card.tip_id, "at": now, "scope": card.scope, "chat": card.chat_id}
+                    for card in posted
+                ])
+                await sql.execute(_SQL.row_progress, [
+                    {"row": card.row_id, "payload": card.payload,
+                     "status": "sent" if card.finished else "pending",
+                     "sent_at": now if card.finished else None}
+                    for card in posted
+                ])
+                await self._mark_receipts(sql, now, receipts)
+        except BaseException:
+            self._receipts_done.update(receipts)  # not committed: the next write marks them
+            raise
         return [None] * len(posted)
 
     async def _follow_migration(
