@@ -191,7 +191,8 @@ class _Statements:
         self.receipts_sent = (
             sa.update(outbox)
             .where(outbox.c.tip_id.in_(bindparam("tips", expanding=True)),
-                   outbox.c.kind == RECEIPT, outbox.c.status == "pending")
+                   outbox.c.kind == RECEIPT, outbox.c.status == "pending",
+                   outbox.c.payload == "{}")  # the tip's own receipt, not a merge answer
             .values(status="sent", sent_at=bindparam("at"))
         )
 
@@ -240,10 +241,11 @@ class OutboxWorker:
         run_id: str | None = None,
     ) -> None:
         self._db = db
-        # the lease names this run; rows leased by another run of the same node (host) are
-        # that run's leftovers once this one starts
+        # the lease names this run (one start()); rows leased by another run of the same
+        # node (host) are that run's leftovers once this one starts
         self._node = (node or socket.gethostname() or "node")[:40]
-        self.lease_owner = f"{self._node}#{run_id or uuid.uuid4().hex[:16]}"[:64]
+        self._run_id = run_id
+        self.lease_owner = self._new_lease_owner()
         self._transport: Transport | None = None
         self._renderer = renderer
         self._router = router
@@ -280,9 +282,13 @@ class OutboxWorker:
             raise RuntimeError("the outbox has no transport yet: call start()")
         return self._transport
 
+    def _new_lease_owner(self) -> str:
+        return f"{self._node}#{self._run_id or uuid.uuid4().hex[:16]}"[:64]
+
     def start(self, transport: Transport) -> None:
         self._transport = transport
         self._stopping = False
+        self.lease_owner = self._new_lease_owner()
         self._task = asyncio.create_task(self._run(), name="outbox-worker")
 
     async def stop(self, grace_seconds: float = 5.0) -> None:
