@@ -87,11 +87,16 @@ class TelegramTransport:
                 return  # deleted by someone in the group: nothing left to edit
             raise
 
-    async def send_to_reporter(self, address: ReplyAddress, text: str) -> int:
+    async def send_to_reporter(
+        self, address: ReplyAddress, text: str, *, html: bool = False
+    ) -> int:
+        """Plain text unless ``html`` (our own texts only: police questions are not HTML)."""
         if address.platform != TELEGRAM:
             raise ChatGone(f"no transport for platform {address.platform!r}")
         chat_id = int(address.chat_id)
-        message = await _mapped(lambda: self._bot.send_message(chat_id, text), chat_id)
+        message = await _mapped(lambda: self._bot.send_message(
+            chat_id, text, parse_mode="HTML" if html else None
+        ), chat_id)
         return message.message_id
 
     async def send_photos(
@@ -165,4 +170,6 @@ async def _mapped(call: Callable[[], Awaitable[T]], chat_id: int) -> T:
             raise RetryLater(f"no rights: {error.message}", RIGHTS_RETRY_SECONDS) from error
         raise
     except (TimedOut, NetworkError) as error:  # includes 5xx answers
-        raise RetryLater(f"{type(error).__name__}: {error.message}") from error
+        # no answer in time: the request may have reached Telegram and been posted
+        raise RetryLater(f"{type(error).__name__}: {error.message}",
+                         maybe_sent=isinstance(error, TimedOut)) from error

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+from datetime import timedelta
 
 from telegram import (
     CallbackQuery,
@@ -23,9 +24,11 @@ from telegram import (
     Update,
 )
 from telegram.constants import ParseMode
+from telegram.error import RetryAfter
 
 from bot.context import TELEGRAM, TiplineContext
-from bot.domain.intake import MAX_PHOTOS, DraftView, IntakeError, Step
+from bot.domain.intake import MAX_PHOTOS, DraftView, IntakeError, Step, Submitted
+from bot.domain.notices import receipt_text
 from bot.domain.sealing import ReplyAddress
 from bot.domain.text import echo
 from bot.i18n import Gettext
@@ -292,7 +295,10 @@ async def _submit(
     context: TiplineContext, query: CallbackQuery, pseudonym: str, chat_id: int, _: Gettext
 ) -> None:
     """Commit first, then tell the resident, then wake the outbox. The button is answered
-    while the tip commits; a failed answer never stands between a commit and its receipt."""
+    while the tip commits; a failed answer never stands between a commit and its receipt.
+    Once the tip is committed nothing here says "try again": a receipt Telegram did not take
+    (5xx, timeout, 429) is handed to the outbox, which sends the same receipt through the
+    sealed reply address (its row was committed with the tip)."""
     services = context.services
     answered = asyncio.ensure_future(_answer_quietly(query))
     try:
@@ -304,24 +310,48 @@ async def _submit(
         await context.bot.send_message(chat_id, refusal(error, _))
         return
     services.outbox.wake()
-    if result.duplicate:
-        text = _(
-            "You sent this same tip a few minutes ago, so the two were merged. "
-            "Its receipt code is {code}."
-        )
-    else:
-        text = _("✅ Your tip was received. Receipt code: {code}") + "\n\n" + _(
-            "Keep this code: send /status {code} from any phone to see what happened to "
-            "your tip, or /mytips in this chat."
-        )
-    await asyncio.gather(
-        answered,
-        _close_buttons(query.message),
-        raw_call(context.bot, "sendMessage", {  # the busiest call of all: no Message built
-            "chat_id": chat_id, "parse_mode": "HTML",
-            "text": text.format(code=f"<code>{result.code}</code>"),
-        }),
+    text = receipt_text(_, result.code, duplicate=result.duplicate)
+    *_done, failure = await asyncio.gather(
+        answered, _close_buttons(query.message), _send_receipt(context, chat_id, text)
     )
+    await _settle_receipt(context, result, failure)
+
+
+async def _send_receipt(context: TiplineContext, chat_id: int, text: str) -> Exception | None:
+    """The receipt, at once; returns why Telegram did not take it (None: sent)."""
+    try:
+        await raw_call(context.bot, "sendMessage", {  # the busiest call of all: no Message built
+            "chat_id": chat_id, "parse_mode": "HTML", "text": text,
+        })
+    except Exception as error:
+        return error
+    return None
+
+
+async def _settle_receipt(
+    context: TiplineContext, result: Submitted, failure: Exception | None
+) -> None:
+    """Tell the outbox how the receipt went: sent (its safety-net row is done) or not (the
+    outbox sends it now). If even this fails, the row comes due by itself a little later
+    (a merged duplicate's answer has no such row: its code stays in /mytips)."""
+    outbox = context.services.outbox
+    try:
+        if failure is None:
+            if not result.duplicate:  # a merged duplicate has no row of its own
+                await outbox.receipt_sent(result.tip_id)
+            return
+        log.warning("receipt not sent, handed to the outbox", extra={
+            "tip_id": result.tip_id, "error_type": type(failure).__name__})
+        retry_after = None
+        if isinstance(failure, RetryAfter):
+            wait = failure.retry_after
+            retry_after = float(wait.total_seconds() if isinstance(wait, timedelta) else wait)
+        await outbox.receipt_missed(
+            result.tip_id, retry_after=retry_after, duplicate=result.duplicate
+        )
+    except Exception:
+        log.warning("could not record how the receipt went", exc_info=True,
+                    extra={"tip_id": result.tip_id})
 
 
 async def _answer_quietly(query: CallbackQuery) -> None:

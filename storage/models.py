@@ -190,7 +190,7 @@ class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox"
 
     id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=32)  # tip_card | resident_notice | ...
+    kind: str = Field(max_length=32)  # tip_card | receipt | reporter_notice | card_refresh | ...
     tip_id: int | None = Field(default=None, foreign_key="tips.id", index=True)
     payload: str = Field(default="{}", sa_type=sa.Text)  # JSON; progress of multi-part sends
     status: str = Field(default="pending", max_length=16, index=True)  # pending|sent|failed
@@ -199,6 +199,10 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=300)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # who holds the lease ("<host>#<run id>" of the worker that claimed the row); cleared when
+    # the attempt ends in a retry. Set on a pending row = an attempt that never finished (its
+    # worker died): the message may have gone out already.
+    lease_owner: str | None = Field(default=None, max_length=64)
 
 
 class TipCard(SQLModel, table=True):

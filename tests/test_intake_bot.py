@@ -126,7 +126,9 @@ async def test_deep_link_to_card_in_vietnamese(world: World) -> None:
     assert tip.ack_due_at > tip.created_at and tip.settle_due_at > tip.ack_due_at
     await _until(lambda: _events_are(world, tip, ["received", "delivered"]))
     async with world.services.db.session() as session:
-        outbox = (await session.exec(select(OutboxMessage))).one()
+        outbox = (await session.exec(
+            select(OutboxMessage).where(OutboxMessage.kind == "tip_card")
+        )).one()
         card_row = (await session.exec(select(TipCard))).one()
     assert outbox.status == "sent" and outbox.attempts == 1
     assert (card_row.chat_id, card_row.message_id) == (
@@ -423,7 +425,9 @@ async def test_sandbox_errors_delay_but_do_not_lose_the_card(world: World) -> No
     await asyncio.sleep(0.5)
     assert len(world.sandbox.bot_messages(world.demo.commune_group.id)) == 1
     async with world.services.db.session() as session:
-        outbox = (await session.exec(select(OutboxMessage))).one()
+        outbox = (await session.exec(
+            select(OutboxMessage).where(OutboxMessage.kind == "tip_card")
+        )).one()
     assert outbox.status == "sent" and outbox.attempts >= 2
 
 

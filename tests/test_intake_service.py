@@ -14,7 +14,14 @@ from sqlmodel import col, select
 
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
-from bot.domain.intake import DRAFT_TTL, IntakeError, IntakeService, Step, Submitted
+from bot.domain.intake import (
+    DRAFT_TTL,
+    RECEIPT_DELAY,
+    IntakeError,
+    IntakeService,
+    Step,
+    Submitted,
+)
 from bot.domain.photos import SanitisedPhoto
 from bot.domain.receipts import ALPHABET, new_code, normalise_code
 from bot.domain.retention import purge_reporter_links
@@ -63,7 +70,7 @@ async def test_submit_commits_tip_reporter_event_outbox_together(
     async with database.session() as session:
         tip = await session.get(Tip, result.tip_id)
         reporter = await session.get(TipReporter, result.tip_id)
-        outbox = (await session.exec(select(OutboxMessage))).all()
+        outbox = (await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))).all()
         events = (await session.exec(select(TipEvent))).all()
         drafts = (await session.exec(select(Draft))).all()
     assert tip is not None and tip.code == result.code and tip.status == "new"
@@ -71,7 +78,14 @@ async def test_submit_commits_tip_reporter_event_outbox_together(
     assert reporter is not None and reporter.pseudonym == "p1"
     assert "7200000042" not in reporter.sealed_chat  # (a short id could occur in base64 by chance)
     assert ChatSealer(SECRET).open(reporter.sealed_chat) == ReplyAddress("tg", "7200000042")
-    assert [(o.kind, o.tip_id, o.status) for o in outbox] == [("tip_card", tip.id, "pending")]
+    assert [(o.kind, o.tip_id, o.status) for o in outbox] == [
+        ("tip_card", tip.id, "pending"), ("receipt", tip.id, "pending")
+    ]
+    card, receipt = outbox
+    # the card is due at once; the receipt's safety net only once the confirm handler had
+    # ample time to send the receipt itself (and mark the row sent)
+    assert card.next_attempt_at == tip.created_at
+    assert receipt.next_attempt_at == tip.created_at + RECEIPT_DELAY
     assert [e.event for e in events] == ["received"]
     assert drafts == []
 
@@ -140,7 +154,10 @@ async def test_many_residents_submitting_at_once_all_commit(
     )
     assert len({r.code for r in results}) == 25
     async with database.session() as session:
-        assert len((await session.exec(select(OutboxMessage))).all()) == 25
+        rows = (await session.exec(select(OutboxMessage))).all()
+    assert sorted((row.kind, row.tip_id) for row in rows) == sorted(
+        (kind, r.tip_id) for r in results for kind in ("tip_card", "receipt")
+    )
 
 
 async def test_a_burst_of_submits_shares_transactions_and_keeps_each_answer(
@@ -188,7 +205,8 @@ async def test_a_burst_of_submits_shares_transactions_and_keeps_each_answer(
             select(TipEvent).where(TipEvent.event == "duplicate_merged")
         )).all()
         outbox = (await session.exec(select(OutboxMessage))).all()
-    assert len(tips) == 20 + 1 + 5 and len(received) == len(tips) == len(outbox)
+    assert len(tips) == 20 + 1 + 5 and len(received) == len(tips)
+    assert len(outbox) == 2 * len(tips)  # a card and a receipt each; none for the merged one
     assert [e.tip_id for e in merged] == [first.tip_id]
     assert drafts == {"busy": Step.REVIEW, "banned": Step.REVIEW, "early": Step.CATEGORY}
 

@@ -4,6 +4,7 @@ bookkeeping, exactly-once cards, and a shutdown that always ends."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -12,17 +13,24 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
-from bot.domain.cards import CardRenderer
+from bot.domain.cards import RESENT_NOTE, CardRenderer
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
-from bot.domain.intake import IntakeService
+from bot.domain.intake import IntakeService, Submitted
 from bot.domain.notices import ReporterNotices
-from bot.domain.outbox import Buttons, OutboxWorker
+from bot.domain.outbox import (
+    LEASE,
+    URGENT_LEASE,
+    Buttons,
+    DeliveryError,
+    OutboxWorker,
+    RetryLater,
+)
 from bot.domain.routing import Router
 from bot.domain.sealing import ChatSealer, ReplyAddress
 from bot.i18n import Translator
 from storage.db import Database
-from storage.models import GroupLink, OutboxMessage, Tip, TipCard, TipEvent
+from storage.models import GroupLink, OutboxMessage, Tip, TipCard, TipEvent, utcnow
 
 SECRET = b"outbox-worker-test-secret-0123456789"
 GROUP = -5_000_002_998
@@ -44,7 +52,8 @@ class RecordingTransport:
                         buttons: Buttons | None = None) -> None:
         self.sent.append((chat_id, text))
 
-    async def send_to_reporter(self, address: ReplyAddress, text: str) -> int:
+    async def send_to_reporter(self, address: ReplyAddress, text: str, *,
+                               html: bool = False) -> int:
         raise AssertionError("no reporter notices in these tests")
 
     async def send_photos(self, chat_id: int, photos: Sequence[bytes], captions: Sequence[str],
@@ -61,10 +70,14 @@ def directory() -> CommuneDirectory:
     return CommuneDirectory.load()
 
 
-def make_worker(database: Database, directory: CommuneDirectory) -> OutboxWorker:
+def make_worker(
+    database: Database, directory: CommuneDirectory, *, node: str | None = None,
+    run_id: str | None = None,
+) -> OutboxWorker:
     renderer = CardRenderer(directory, Categories.load(), ZoneInfo("Asia/Ho_Chi_Minh"))
     notices = ReporterNotices(Translator.load(), ChatSealer(SECRET), directory)
-    return OutboxWorker(database, renderer, Router(ops_chat_id=None), notices, poll_interval=0.2)
+    return OutboxWorker(database, renderer, Router(ops_chat_id=None), notices, poll_interval=0.2,
+                        node=node, run_id=run_id)
 
 
 async def test_a_burst_of_tips_gets_each_card_once_with_shared_bookkeeping(
@@ -98,13 +111,18 @@ async def test_a_burst_of_tips_gets_each_card_once_with_shared_bookkeeping(
         == sorted(codes)
     assert len(transport.sent) == len(codes) and {chat for chat, _ in transport.sent} == {GROUP}
     async with database.session() as session:
-        rows = (await session.exec(select(OutboxMessage))).all()
+        everything = (await session.exec(select(OutboxMessage))).all()
         cards = (await session.exec(select(TipCard))).all()
         delivered = (await session.exec(
             select(TipEvent).where(TipEvent.event == "delivered")
         )).all()
         tips = (await session.exec(select(Tip))).all()
+    rows = [row for row in everything if row.kind == "tip_card"]
+    receipts = [row for row in everything if row.kind == "receipt"]
     assert {row.status for row in rows} == {"sent"} and len(rows) == len(codes)
+    # the receipts' safety nets are not due yet (no confirm handler marked them here)
+    assert {(r.status, r.attempts) for r in receipts} == {("pending", 0)}
+    assert len(receipts) == len(codes)
     assert len(cards) == len(delivered) == len(codes)
     assert all(tip.delivered_at is not None and tip.queue_chat_id == GROUP for tip in tips)
     posted = worker._posted
@@ -172,3 +190,248 @@ async def test_a_row_still_being_sent_is_not_taken_again_when_its_lease_runs_out
     finally:
         await worker.stop()
     assert len(transport.sent) == 1 and worker.stats.sent == 1
+
+
+# --- crashes, leases and the receipt's safety net ----------------------------------------------
+
+
+class ReporterTransport(RecordingTransport):
+    """Also takes messages to reporters: (chat id from the sealed address, text, html)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.to_reporter: list[tuple[str, str, bool]] = []
+
+    async def send_to_reporter(self, address: ReplyAddress, text: str, *,
+                               html: bool = False) -> int:
+        self.to_reporter.append((address.chat_id, text, html))
+        return 1000 + len(self.to_reporter)
+
+
+class HangsAfterPosting(RecordingTransport):
+    """Telegram takes the card, then the process dies before it records that."""
+
+    async def send_html(self, chat_id: int, text: str, *, reply_to: int | None = None,
+                        buttons: Buttons | None = None) -> int:
+        self.sent.append((chat_id, text))
+        await asyncio.Event().wait()
+        raise AssertionError("never answered")
+
+
+class FailsOncePerTip(RecordingTransport):
+    """The first send of the card of each tip in ``errors`` fails with that error."""
+
+    def __init__(self, errors: dict[str, DeliveryError]) -> None:
+        super().__init__()
+        self.errors = errors
+
+    async def send_html(self, chat_id: int, text: str, *, reply_to: int | None = None,
+                        buttons: Buttons | None = None) -> int:
+        for code, error in list(self.errors.items()):
+            if code in text:
+                del self.errors[code]
+                raise error
+        return await super().send_html(chat_id, text, reply_to=reply_to, buttons=buttons)
+
+
+async def link_group(database: Database) -> None:
+    async with database.transaction() as session:
+        session.add(GroupLink(chat_id=GROUP, scope="commune", code=2998, province_code=15,
+                              linked_by=1))
+
+
+async def submit_one(
+    database: Database, directory: CommuneDirectory, who: str, *, urgent: bool = False
+) -> Submitted:
+    intake = IntakeService(database, directory, Categories.load(), ChatSealer(SECRET),
+                           Router(ops_chat_id=None))
+    await intake.begin(who, "vi", commune_code=2998)
+    await intake.choose_category(who, "theft")
+    await intake.set_urgency(who, urgent)
+    await intake.add_text(who, f"Sự việc của {who}")
+    await intake.finish_attachments(who)
+    return await intake.submit(who, ReplyAddress("tg", f"72000{len(who)}"), channel="telegram")
+
+
+async def sent_by(worker: OutboxWorker, count: int, timeout: float = 10.0) -> None:
+    """Waits for ``count`` rows sent; far shorter than a lease (a taken-back row is sent at
+    once, a row left to its lease only after 30 s or 2 min)."""
+    for _ in range(int(timeout / 0.02)):
+        if worker.stats.sent >= count:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{worker.stats.sent} of {count} rows sent")
+
+
+async def row_of(database: Database, row_id: int | None) -> OutboxMessage:
+    async with database.session() as session:
+        row = await session.get(OutboxMessage, row_id)
+    assert row is not None
+    return row
+
+
+async def test_a_row_left_claimed_by_an_earlier_run_here_is_sent_at_once_and_marked(
+    database: Database, directory: CommuneDirectory
+) -> None:
+    """kill -9 after the claim: the next start on this host does not wait out the lease."""
+    await link_group(database)
+    tip = await submit_one(database, directory, "crash")
+    earlier = make_worker(database, directory, node="host-1", run_id="A")
+    [claimed] = await earlier._claim_due(10)  # claimed; then the process dies, nothing sent
+    row = await row_of(database, claimed.row.id)
+    assert row.kind == "tip_card" and row.lease_owner == "host-1#A"
+    assert row.next_attempt_at > utcnow() + LEASE - timedelta(seconds=5)
+
+    restarted = make_worker(database, directory, node="host-1", run_id="B")
+    transport = RecordingTransport()
+    restarted.start(transport)
+    try:
+        await sent_by(restarted, 1)
+    finally:
+        await restarted.stop()
+    [(chat, text)] = transport.sent
+    assert chat == GROUP and tip.code in text
+    assert text.startswith("🔁 <b>Gửi lại</b>")  # the dead run may have posted it already
+    row = await row_of(database, claimed.row.id)
+    assert (row.status, row.attempts) == ("sent", 2)
+
+
+async def test_a_lease_held_by_another_host_is_left_to_run_out(
+    database: Database, directory: CommuneDirectory
+) -> None:
+    await link_group(database)
+    await submit_one(database, directory, "lease")
+    holder = make_worker(database, directory, node="host-1", run_id="A")
+    [claimed] = await holder._claim_due(10)
+    leased_until = (await row_of(database, claimed.row.id)).next_attempt_at
+    assert await holder._take_back_leftover_leases() == 0  # its own, still running
+    assert await make_worker(database, directory, node="host-2", run_id="C") \
+        ._take_back_leftover_leases() == 0  # maybe still sending over there
+    assert (await row_of(database, claimed.row.id)).next_attempt_at == leased_until
+    assert await make_worker(database, directory, node="host-1", run_id="B") \
+        ._take_back_leftover_leases() == 1  # the same host restarted: A is dead
+    assert (await row_of(database, claimed.row.id)).next_attempt_at <= utcnow()
+
+
+async def test_urgent_rows_are_leased_for_less_time(
+    database: Database, directory: CommuneDirectory
+) -> None:
+    await link_group(database)
+    normal = await submit_one(database, directory, "normal")
+    urgent = await submit_one(database, directory, "urgent", urgent=True)
+    worker = make_worker(database, directory)
+    before = utcnow()
+    claimed = await worker._claim_due(10)
+    after = utcnow()
+    assert [c.row.tip_id for c in claimed] == [urgent.tip_id, normal.tip_id]  # urgent first
+    leases = {c.row.tip_id: (await row_of(database, c.row.id)).next_attempt_at for c in claimed}
+    assert URGENT_LEASE < LEASE
+    assert before + URGENT_LEASE <= leases[urgent.tip_id] <= after + URGENT_LEASE
+    assert before + LEASE <= leases[normal.tip_id] <= after + LEASE
+
+
+async def test_a_card_posted_just_before_a_crash_is_sent_again_marked(
+    database: Database, directory: CommuneDirectory
+) -> None:
+    """At least once: Telegram took the card, the process died before recording it. The
+    card sent after the restart says it may be a repeat; the record points at it."""
+    await link_group(database)
+    tip = await submit_one(database, directory, "posted")
+    first = make_worker(database, directory, node="host-1", run_id="A")
+    dying = HangsAfterPosting()
+    first.start(dying)
+    for _ in range(500):
+        if dying.sent:
+            break
+        await asyncio.sleep(0.02)
+    await first.stop(grace_seconds=0.05)  # cut off between the post and its record
+    second = make_worker(database, directory, node="host-1", run_id="B")
+    transport = RecordingTransport()
+    second.start(transport)
+    try:
+        await sent_by(second, 1)
+    finally:
+        await second.stop()
+    [(_, original)], [(_, again)] = dying.sent, transport.sent
+    assert tip.code in original and "Gửi lại" not in original
+    assert tip.code in again and "Gửi lại" in again
+    assert again.replace(RESENT_NOTE + "\n", "") == original
+    async with database.session() as session:
+        [card] = (await session.exec(select(TipCard))).all()
+    assert card.message_id == 1  # the re-sent card is the live one
+
+
+async def test_a_timed_out_card_is_sent_again_marked_a_refused_one_is_not(
+    database: Database, directory: CommuneDirectory
+) -> None:
+    await link_group(database)
+    timed_out = await submit_one(database, directory, "timeout")
+    refused = await submit_one(database, directory, "busy")
+    transport = FailsOncePerTip({
+        timed_out.code: RetryLater("TimedOut", 0, maybe_sent=True),  # no answer: maybe posted
+        refused.code: RetryLater("429 Too Many Requests", 0),  # refused: certainly not
+    })
+    worker = make_worker(database, directory)
+    worker.start(transport)
+    try:
+        await sent_by(worker, 2)
+    finally:
+        await worker.stop()
+    texts = {code: text for code in (timed_out.code, refused.code)
+             for _, text in transport.sent if code in text}
+    assert "Gửi lại" in texts[timed_out.code]
+    assert "Gửi lại" not in texts[refused.code]
+
+
+async def test_a_receipt_row_reaches_the_reporter_when_nobody_else_sent_it(
+    database: Database, directory: CommuneDirectory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process died before the confirm handler sent the receipt: once its row is due
+    the outbox sends it, in the resident's language, even while the card cannot go out (no
+    group linked here: the card waits, the receipt does not wait for it)."""
+    monkeypatch.setattr("bot.domain.intake.RECEIPT_DELAY", timedelta(0))
+    tip = await submit_one(database, directory, "alone")
+    worker = make_worker(database, directory)
+    transport = ReporterTransport()
+    worker.start(transport)
+    try:
+        await sent_by(worker, 1)
+    finally:
+        await worker.stop()
+    assert transport.to_reporter == [(
+        "720005", f"✅ Đã nhận tin báo của bạn. Mã tra cứu: <code>{tip.code}</code>\n\n"
+        f"Hãy lưu lại mã này: gõ /status <code>{tip.code}</code> từ bất kỳ điện thoại nào để "
+        "xem tình trạng tin báo, hoặc /mytips trong cuộc trò chuyện này.", True,
+    )]
+    assert transport.sent == []
+    async with database.session() as session:
+        rows = {row.kind: row for row in (await session.exec(select(OutboxMessage))).all()}
+    assert rows["receipt"].status == "sent" and rows["tip_card"].status == "pending"
+
+
+async def test_a_pending_receipt_holds_back_nothing_of_its_tip(
+    database: Database, directory: CommuneDirectory
+) -> None:
+    """The receipt's row (due 30 s after the commit) is older than the tip's later rows, yet
+    a notice queued after it goes out at once."""
+    await link_group(database)
+    tip = await submit_one(database, directory, "notice")
+    worker = make_worker(database, directory)
+    transport = ReporterTransport()
+    worker.start(transport)
+    try:
+        await sent_by(worker, 1)  # the card
+        async with database.transaction() as session:
+            session.add(OutboxMessage(kind="reporter_notice", tip_id=tip.tip_id,
+                                      payload=json.dumps({"notice": "ack"})))
+        worker.wake()
+        await sent_by(worker, 2)
+    finally:
+        await worker.stop()
+    [(_, text, html)] = transport.to_reporter
+    assert text.startswith(f"Tin báo {tip.code} của bạn") and not html
+    async with database.session() as session:
+        receipt = (await session.exec(
+            select(OutboxMessage).where(OutboxMessage.kind == "receipt")
+        )).one()
+    assert (receipt.status, receipt.attempts) == ("pending", 0)

@@ -48,6 +48,10 @@ STATUS_LABELS = {
     "invalid": "Không hợp lệ",
     "transferred": "Đã chuyển",
 }
+# the outbox may post a card twice around a crash (sent, then the process died before it
+# recorded that): a card sent again after such a break says so
+RESENT_NOTE = ("🔁 <b>Gửi lại</b>: thẻ này có thể trùng với một thẻ đã gửi trước đó (máy chủ "
+               "bị gián đoạn khi đang gửi). Hãy xử lý trên thẻ này.")
 QUEUE_NOTES = {
     "province": "⚠️ Xã chưa có nhóm tiếp nhận: tin được chuyển lên nhóm cấp tỉnh.",
     "ops": "⚠️ CHƯA ĐỊNH TUYẾN: xã và tỉnh chưa có nhóm tiếp nhận.",
@@ -68,14 +72,17 @@ class CardRenderer:
     categories: Categories
     zone: ZoneInfo
 
-    def render(self, tip: Tip, *, queue_scope: str | None = None) -> list[str]:
-        """The card as one or more HTML messages, each within Telegram's limit."""
+    def render(
+        self, tip: Tip, *, queue_scope: str | None = None, resent: bool = False
+    ) -> list[str]:
+        """The card as one or more HTML messages, each within Telegram's limit; ``resent``:
+        an earlier attempt may have posted it already (marked, so police see the pair)."""
         assert tip.id is not None
         commune = self.directory.commune(tip.commune_code)
         province = self.directory.province(tip.province_code)
         category = self.categories.get(tip.category)
         place = ", ".join(x.name for x in (commune, province) if x is not None)
-        lines = []
+        lines = [RESENT_NOTE] if resent else []
         if tip.urgent:
             lines.append("🔴 <b>KHẨN CẤP</b>")
         note = QUEUE_NOTES.get(queue_scope or tip.queue_scope)

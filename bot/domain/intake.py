@@ -5,8 +5,9 @@ The draft lives in the database (a restart keeps the resident's place). Steps::
     commune -> category -> urgency -> description -> attachments -> review -> (submitted)
 
 ``/cancel`` leaves from any step; drafts idle longer than ``DRAFT_TTL`` expire.
-``submit`` commits the tip, its reporter link, its first audit event and its outbox entry
-in one transaction, before anybody is told "received".
+``submit`` commits the tip, its reporter link, its first audit event and its outbox entries
+(the card, and the receipt's safety net) in one transaction, before anybody is told
+"received".
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from bot.domain.batching import GroupCommit
 from bot.domain.categories import Categories
 from bot.domain.communes import Commune, CommuneDirectory, Province
 from bot.domain.deadlines import DeadlinePolicy
+from bot.domain.outbox import RECEIPT
 from bot.domain.photos import SanitisedPhoto
 from bot.domain.receipts import new_code
 from bot.domain.routing import Router
@@ -57,6 +59,11 @@ DRAFT_TTL = timedelta(hours=2)
 MAX_DESCRIPTION = 4000
 MAX_PHOTOS = 10
 DUPLICATE_WINDOW = timedelta(minutes=10)
+# the receipt's outbox row comes due this long after the commit: the confirm handler sends
+# the receipt at once and marks the row sent well before (its send gives up within ~15 s:
+# private-chat pacing, then the 5 s connect/read/write timeouts), so the outbox sends it only
+# if the process died in between (or the handler, failing, made it due at once)
+RECEIPT_DELAY = timedelta(seconds=30)
 
 
 class Step(StrEnum):
@@ -286,7 +293,8 @@ class IntakeService:
     # --- the commit --------------------------------------------------------------------------
 
     async def submit(self, pseudonym: str, reply_to: ReplyAddress, channel: str) -> Submitted:
-        """Commit the tip with its reporter link, audit event and outbox entry, atomically.
+        """Commit the tip with its reporter link, audit event and outbox entries (the card,
+        and the receipt due ``RECEIPT_DELAY`` later unless the caller marks it sent), atomically.
 
         Submits arriving together are committed together (``GroupCommit``): one transaction
         and a dozen statements for the whole batch; each resident still gets their own
@@ -401,9 +409,12 @@ class IntakeService:
                 for (_, request, *_rest), tip_id, destination
                 in zip(accepted, tip_ids, destinations, strict=True)
             ])
+            receipt_due = now + RECEIPT_DELAY
             await sql.execute(_SQL.insert_outbox, [
-                {"kind": "tip_card", "tip_id": tip_id, "next_attempt_at": now, "created_at": now}
-                for tip_id in tip_ids
+                *({"kind": "tip_card", "tip_id": tip_id, "next_attempt_at": now,
+                   "created_at": now} for tip_id in tip_ids),
+                *({"kind": RECEIPT, "tip_id": tip_id, "next_attempt_at": receipt_due,
+                   "created_at": now} for tip_id in tip_ids),
             ])
             await sql.execute(self._upsert_residents, [  # the commune and language for next time
                 {"pseudonym": request.pseudonym, "last_commune_code": commune.code,

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.domain.cards import reporter_alias
 from bot.domain.communes import CommuneDirectory
 from bot.domain.sealing import ChatSealer, ReplyAddress
-from bot.i18n import DEFAULT_LANGUAGE, N_, Translator
+from bot.i18n import DEFAULT_LANGUAGE, N_, Gettext, Translator
 from storage.models import Resident, Tip, TipReporter
 
 PUBLIC_OUTCOMES = {
@@ -20,6 +20,22 @@ PUBLIC_OUTCOMES = {
     "unfounded": N_("it was verified; there are no grounds to act on it"),
     "duplicate": N_("it duplicates another tip that is being handled"),
 }
+
+
+def receipt_text(_: Gettext, code: str, *, duplicate: bool) -> str:
+    """The receipt (HTML: the code in ``<code>``), sent by the confirm handler at once or,
+    when that send fails or the process dies, by the outbox; the same words either way."""
+    if duplicate:
+        text = _(
+            "You sent this same tip a few minutes ago, so the two were merged. "
+            "Its receipt code is {code}."
+        )
+    else:
+        text = _("✅ Your tip was received. Receipt code: {code}") + "\n\n" + _(
+            "Keep this code: send /status {code} from any phone to see what happened to "
+            "your tip, or /mytips in this chat."
+        )
+    return text.format(code=f"<code>{html.escape(code)}</code>")
 
 
 class ReporterNotices:
@@ -60,6 +76,9 @@ class ReporterNotices:
                 "To answer, reply to this message (swipe it or tap “Reply”), or send "
                 "/answer {code} followed by your answer.").format(code=tip.code)
         raise ValueError(f"unknown notice {notice!r}")
+
+    def receipt(self, code: str, language: str, *, duplicate: bool = False) -> str:
+        return receipt_text(self._translator.for_language(language), code, duplicate=duplicate)
 
     def unreachable(self, tip: Tip) -> str:
         assert tip.id is not None

@@ -123,7 +123,7 @@ class BotApiSandbox:
         params = Params({})
         try:
             params = await Params.from_request(request)
-            self._raise_injected(name)
+            self._raise_injected(name, params)
             result = await handler(self.world, params)
         except ApiError as exc:
             self._log(name, params, exc, None)
@@ -136,10 +136,11 @@ class BotApiSandbox:
             self._log(name, params, None, result)
         return web.json_response({"ok": True, "result": result}, dumps=_dumps)
 
-    def _raise_injected(self, name: str) -> None:
-        queue = self.world.injected.get(name.lower())
-        if queue:
-            raise queue.popleft()
+    def _raise_injected(self, name: str, params: Params) -> None:
+        for key in (f"{name.lower()}@{params.text('chat_id')}", name.lower()):
+            queue = self.world.injected.get(key)
+            if queue:
+                raise queue.popleft()
 
     def _log(self, name: str, params: Params, error: ApiError | None, result: Any) -> None:
         entry: JSON = {"method": name, "params": params.logged(), "ok": error is None}
@@ -368,10 +369,13 @@ class BotApiSandbox:
             )
 
     def inject_errors(
-        self, method: str, errors: Sequence[tuple[int, str] | tuple[int, str, int]]
+        self, method: str, errors: Sequence[tuple[int, str] | tuple[int, str, int]],
+        *, chat_id: int | None = None,
     ) -> None:
-        """Make the next calls of `method` fail with (status, description[, retry_after])."""
-        queue = self.world.injected.setdefault(method.lower(), deque())
+        """Make the next calls of `method` fail with (status, description[, retry_after]);
+        with `chat_id`, only the calls to that chat (e.g. a 502 on one resident's receipt)."""
+        key = method.lower() if chat_id is None else f"{method.lower()}@{chat_id}"
+        queue = self.world.injected.setdefault(key, deque())
         for error in errors:
             parameters = {"retry_after": int(error[2])} if len(error) > 2 else None
             queue.append(ApiError(int(error[0]), str(error[1]), parameters))
