@@ -27,7 +27,14 @@ from telegram.constants import ParseMode
 from telegram.error import RetryAfter
 
 from bot.context import TELEGRAM, TiplineContext
-from bot.domain.intake import MAX_PHOTOS, DraftView, IntakeError, Step, Submitted
+from bot.domain.intake import (
+    MAX_PHOTOS,
+    DraftView,
+    IntakeError,
+    Step,
+    Submitted,
+    checked_caption,
+)
 from bot.domain.notices import receipt_text
 from bot.domain.sealing import ReplyAddress
 from bot.domain.text import echo
@@ -438,6 +445,7 @@ def review_text(context: TiplineContext, view: DraftView, _: Gettext) -> str:
         _("Pictures: {count}").format(count=view.photo_count)
         + " · " + _("Location: {answer}").format(
             answer=_("yes") if view.has_location else _("no")),
+        *(f"📷 {number}: " + html.escape(caption) for number, caption in view.captions),
         "",
         html.escape(shown),
         "",
@@ -483,30 +491,60 @@ async def _attach_picture(
     language = await resident_language(update, context)
     _ = context.texts(language)
     intake = context.services.intake
+    caption = (message.caption or "").strip() or None
     view = await intake.current(pseudonym)
-    if view is None or view.step != Step.ATTACHMENTS:
-        await message.reply_text(_(
-            "Pictures can be added after you describe what happened. To send a tip, tap /new."
-        ))
-        return
     try:
+        if view is not None and view.step == Step.DESCRIPTION:
+            if caption is not None:  # the caption describes it: description + first picture
+                view = await intake.add_text(pseudonym, caption)
+                caption = None
+                await ask(context, message.chat_id, view, _)
+            elif message.media_group_id is not None:  # the album's captioned picture may
+                view = await _after_description(context, pseudonym)  # be a moment ahead
+        if view is None or view.step != Step.ATTACHMENTS:
+            await message.reply_text(_(
+                "Pictures can be added after you describe what happened. You can also send "
+                "the description as the picture's caption. To send a tip, tap /new."
+            ))
+            return
+        caption = checked_caption(caption)  # before anything is downloaded
         # counted against the draft's 10 with this resident's pictures still in work,
         # before anything is downloaded
         async with received_picture(
             context, pseudonym, file_id, file_size, already=view.photo_count, limit=MAX_PHOTOS
         ) as photo:
-            count = await intake.add_photo(pseudonym, photo, order=message.message_id)
+            count = await intake.add_photo(
+                pseudonym, photo, order=message.message_id, caption=caption
+            )
     except PictureRefused as refused:
         await message.reply_text(photo_refusal(refused.reason, _))
         return
     except IntakeError as error:
         await message.reply_text(refusal(error, _))
         return
-    _schedule_photo_ack(context, pseudonym, message.chat_id, language, count)
+    _schedule_photo_ack(
+        context, pseudonym, message.chat_id, language, count, captioned=caption is not None
+    )
+
+
+ALBUM_WAIT_SECONDS = 2.0
+
+
+async def _after_description(context: TiplineContext, pseudonym: str) -> DraftView | None:
+    """The draft once it is past the description step, if that happens within a moment
+    (the pictures of one album are handled at once; the captioned one moves the draft on)."""
+    view = None
+    for _attempt in range(int(ALBUM_WAIT_SECONDS / 0.2)):
+        await asyncio.sleep(0.2)
+        view = await context.services.intake.current(pseudonym)
+        if view is None or view.step != Step.DESCRIPTION:
+            break
+    return view
 
 
 def _schedule_photo_ack(
-    context: TiplineContext, pseudonym: str, chat_id: int, language: str, count: int
+    context: TiplineContext, pseudonym: str, chat_id: int, language: str, count: int, *,
+    captioned: bool = False,
 ) -> None:
     """One "pictures received" message after an album settles, instead of one per picture.
     The job is named by pseudonym: job names reach the scheduler's logs, chat ids must not."""
@@ -514,11 +552,14 @@ def _schedule_photo_ack(
     assert job_queue is not None
     name = f"photo-ack:{pseudonym[:16]}"
     for job in job_queue.get_jobs_by_name(name):
+        if isinstance(job.data, dict):
+            count = max(count, job.data["count"])
+            captioned = captioned or job.data["captioned"]
         job.schedule_removal()
     job_queue.run_once(
         _send_photo_ack,  # type: ignore[arg-type]  # PTB types jobs with its default context
         PHOTO_ACK_DELAY_SECONDS, name=name,
-        data={"chat_id": chat_id, "language": language, "count": count},
+        data={"chat_id": chat_id, "language": language, "count": count, "captioned": captioned},
     )
 
 
@@ -530,7 +571,8 @@ async def _send_photo_ack(context: TiplineContext) -> None:
         job.data["chat_id"],
         _("📷 Pictures attached: {count}/10. Send more, or tap “Done”.").format(
             count=job.data["count"]
-        ),
+        ) + ("\n" + _("Captions are kept with their pictures and passed on to the police.")
+             if job.data["captioned"] else ""),
         reply_markup=InlineKeyboardMarkup([[
             InlineKeyboardButton(_("✅ Done – review"), callback_data="d:done"),
             InlineKeyboardButton(_("❌ Cancel"), callback_data="d:x"),
@@ -552,6 +594,9 @@ def refusal(error: IntakeError, _: Gettext) -> str:
                       "tomorrow. In an emergency, call 113."),
         "no_draft": _("There is no tip in progress. To send a tip, tap /new."),
         "wrong_step": _("That step is already done. Please use the latest message, or /cancel."),
+        "caption_too_long": _("This caption is too long ({length} characters; at most "
+                              "{limit}). Please send the picture again with a shorter caption, "
+                              "or send the text as a message. Nothing was added."),
         "text_too_long": _("This is too long ({length} characters; at most {limit}). Please "
                            "shorten it and send it again. Nothing was added."),
         "too_many_photos": _("A tip can have at most {limit} pictures. This one was not added."),

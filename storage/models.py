@@ -152,6 +152,7 @@ class Photo(SQLModel, table=True):
     data: bytes = Field(sa_type=sa.LargeBinary)
     width: int
     height: int
+    caption: str | None = Field(default=None, sa_type=sa.Text)  # the resident's own words
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

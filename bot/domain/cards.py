@@ -172,5 +172,10 @@ def _cut(text: str, room: int) -> tuple[str, str]:
     return text[:cut], text[cut:].lstrip()
 
 
-def photo_caption(tip_code: str, index: int, total: int) -> str:
-    return f"Ảnh {index}/{total} – tin báo {tip_code}"
+def photo_caption(
+    tip_code: str, index: int, total: int, resident_caption: str | None = None
+) -> str:
+    """Under each picture in the group: which tip, and what the resident wrote under it
+    (plain text; at most 900 characters, so the whole stays within Telegram's 1,024)."""
+    label = f"Ảnh {index}/{total} – tin báo {tip_code}"
+    return f"{label}\n“{resident_caption}”" if resident_caption else label

@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 DRAFT_TTL = timedelta(hours=2)
 MAX_DESCRIPTION = 4000
 MAX_PHOTOS = 10
+# What a resident writes under a picture travels with it to the group, in the photo's own
+# caption (Telegram allows 1,024 characters; "Ảnh 1/10 – tin báo XXXX-XXXX" comes first).
+MAX_CAPTION = 900
 DUPLICATE_WINDOW = timedelta(minutes=10)
 # the receipt's outbox row comes due this long after the commit: the confirm handler sends
 # the receipt at once and marks the row sent well before (its send gives up within ~15 s:
@@ -103,6 +106,7 @@ class DraftView:
     description: str | None
     photo_count: int
     has_location: bool
+    captions: tuple[tuple[int, str], ...] = ()  # (picture number, caption) of captioned ones
 
     @property
     def has_content(self) -> bool:
@@ -233,9 +237,13 @@ class IntakeService:
             draft.step = Step.ATTACHMENTS
             return await self._touch(session, draft)
 
-    async def add_photo(self, pseudonym: str, photo: SanitisedPhoto, *, order: int) -> int:
-        """Attach a sanitised picture; returns how many the draft now has. ``order`` (the
-        resident's message id) keeps pictures in the order sent, though processed at once."""
+    async def add_photo(
+        self, pseudonym: str, photo: SanitisedPhoto, *, order: int, caption: str | None = None
+    ) -> int:
+        """Attach a sanitised picture with the resident's caption, if any; returns how many
+        the draft now has. ``order`` (the resident's message id) keeps pictures in the
+        order sent, though processed at once."""
+        caption = checked_caption(caption)
         async with self._db.transaction() as session:
             draft = await self._require(session, pseudonym, Step.ATTACHMENTS)
             assert draft.id is not None
@@ -244,7 +252,7 @@ class IntakeService:
                 raise IntakeError("too_many_photos", limit=MAX_PHOTOS)
             session.add(
                 Photo(draft_id=draft.id, position=order, data=photo.data,
-                      width=photo.width, height=photo.height)
+                      width=photo.width, height=photo.height, caption=caption)
             )
             await self._touch(session, draft)
             return count + 1
@@ -520,12 +528,25 @@ class IntakeService:
         assert draft.id is not None
         commune = self._directory.commune(draft.commune_code) if draft.commune_code else None
         province = self._directory.province(commune.province_code) if commune else None
+        captions = (await session.exec(
+            select(Photo.caption).where(col(Photo.draft_id) == draft.id)
+            .order_by(col(Photo.position), col(Photo.id))
+        )).all()
         return DraftView(
             step=Step(draft.step), language=draft.language, commune=commune, province=province,
             category=draft.category, urgent=draft.urgent, description=draft.description,
-            photo_count=await self._photo_count(session, draft.id),
-            has_location=draft.latitude is not None,
+            photo_count=len(captions), has_location=draft.latitude is not None,
+            captions=tuple((i, c) for i, c in enumerate(captions, 1) if c),
         )
+
+
+def checked_caption(caption: str | None) -> str | None:
+    """A picture's caption as kept: stripped, None when empty; too long is refused (the
+    picture with it: nothing is added)."""
+    caption = (caption or "").strip()
+    if len(caption) > MAX_CAPTION:
+        raise IntakeError("caption_too_long", limit=MAX_CAPTION, length=len(caption))
+    return caption or None
 
 
 def _content_hash(commune_code: int | None, category: str | None, description: str | None) -> str:

@@ -726,7 +726,8 @@ class OutboxWorker:
             await self._record_card(row, tip, chat_id, ids[0], progress, finished=last)
         card_id = progress["card"][0]
         if photos and not progress.get("photos"):
-            captions = [photo_caption(tip.code, i + 1, len(photos)) for i in range(len(photos))]
+            captions = [photo_caption(tip.code, i + 1, len(photos), photo.caption)
+                        for i, photo in enumerate(photos)]
             await self.transport.send_photos(
                 chat_id, [p.data for p in photos], captions, reply_to=card_id
             )
@@ -955,7 +956,8 @@ class OutboxWorker:
                 progress[f"text:{card.id}"] = True
                 await self._save_progress(row, progress)
             if photos and not progress.get(f"photos:{card.id}"):
-                captions = [photo_caption(tip.code, i + 1, len(photos)) for i in range(len(photos))]
+                captions = [photo_caption(tip.code, i + 1, len(photos))
+                            for i in range(len(photos))]  # the answer's text went above
                 await self.transport.send_photos(
                     card.chat_id, [p.data for p in photos], captions, reply_to=card.message_id
                 )
