@@ -3,9 +3,11 @@ types), and a removed officer loses the right to act at once, not when a cache e
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlmodel import col, select
@@ -133,3 +135,53 @@ async def test_someone_just_added_can_act_at_once(cached_world: World) -> None:
     assert answer["text"].startswith("Xong")
     await until(lambda: status_of(world, tip))
     assert await status_of(world, tip) == "acknowledged"
+
+
+async def test_a_removal_during_a_membership_check_is_not_overwritten_by_its_answer(
+    cached_world: World,
+) -> None:
+    """getChatMember answered "member" while the officer was being removed: that answer is
+    used once, never cached past the removal."""
+    world = cached_world
+    membership = world.services.membership
+    group, officer = world.demo.commune_group.id, world.demo.officer
+    started = asyncio.Event()
+    original = membership._bot.get_chat_member
+
+    async def slow_answer(chat_id: int, user_id: int) -> object:
+        answer = await original(chat_id, user_id)
+        started.set()
+        await asyncio.sleep(0.2)  # the removal lands while the answer is on its way
+        return answer
+
+    membership._bot = SimpleNamespace(get_chat_member=slow_answer)  # type: ignore[assignment]
+    check = asyncio.create_task(membership.is_member(group, officer.id))
+    await started.wait()
+    world.sandbox.remove_member(group, officer.id, kicked=True)
+    membership.forget(group, officer.id)
+    assert await check is True  # Telegram's answer at the time it was asked
+    membership._bot = SimpleNamespace(get_chat_member=original)  # type: ignore[assignment]
+    assert await membership.is_member(group, officer.id) is False
+
+
+async def test_editing_again_gets_no_second_hint_and_other_replies_get_none(world: World) -> None:
+    resident = world.demo.residents[0]
+    await write_tip(world, resident, text="Xe lạ đỗ trước cổng trường.")
+    text = next(m for m in reversed(world.sandbox.transcript(resident.id))
+                if m.get("text") == "Xe lạ đỗ trước cổng trường.")
+    before = len(world.sandbox.bot_messages(resident.id))
+    for version in ("Xe lạ đỗ trước cổng trường 1", "Xe lạ đỗ trước cổng trường 2"):
+        await world.sandbox.edit_text(resident.id, text["message_id"], version)
+        await world.sandbox.wait_idle()
+    assert [m["text"] for m in world.sandbox.bot_messages(resident.id)[before:]] == [EDIT_HINT]
+    # in a group: a reply to /queue's answer (not a card, not a prompt) is nobody's business
+    officer, group = world.demo.officer, world.demo.commune_group.id
+    await world.sandbox.send_text(officer.id, "/queue", chat_id=group)
+    [queue] = (await world.sandbox.wait_for_bot_messages(group, 1))[-1:]
+    reply = await world.sandbox.send_text(officer.id, "ok", chat_id=group,
+                                          reply_to_message_id=queue["message_id"])
+    await world.sandbox.wait_idle()
+    count = len(world.sandbox.bot_messages(group))
+    await world.sandbox.edit_text(officer.id, reply["message_id"], "ok!", chat_id=group)
+    await world.sandbox.wait_idle()
+    assert len(world.sandbox.bot_messages(group)) == count

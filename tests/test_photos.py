@@ -1018,3 +1018,18 @@ def test_concurrent_calls_are_independent_and_leave_global_state_alone() -> None
     assert list(warnings.filters) == filters_before
     assert pillow_limit == Image.MAX_IMAGE_PIXELS
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_a_jpeg_with_thousands_of_scans_is_refused_before_decoding() -> None:
+    """Each scan is a pass over the whole image: a scan bomb would hold the picture worker."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), "gray").save(buffer, "JPEG", progressive=True)
+    data = buffer.getvalue()
+    sos = data.index(b"\xff\xda")
+    header, scans = data[:sos], data[sos:-2]
+    many = header + scans * 40 + b"\xff\xd9"  # the same progressive scans again and again
+    assert many.count(b"\xff\xda") > 100
+    with pytest.raises(PhotoRejected) as refused:
+        sanitise_photo(many)
+    assert refused.value.reason == "bomb"
+    assert sanitise_photo(data).width == 64  # an ordinary progressive JPEG still passes

@@ -374,6 +374,8 @@ def _decode(
 ) -> _Decoded:
     if kind == "HEIF":
         _check_isobmff_boxes(data)
+    if kind == "JPEG":
+        _check_jpeg_scans(data)
     # Opening reads the header only. No `with`: closing an image frees its pixels, and the
     # BytesIO needs no closing.
     if kind == "JPEG":
@@ -418,6 +420,21 @@ def _decode(
     orientation = _orientation(im)
     im.load()  # raises on truncated data: LOAD_TRUNCATED_IMAGES is never changed
     return _Decoded(_to_rgb_or_rgba(im), target, orientation, _WHITELIST[kind])
+
+
+# A progressive JPEG has about ten scans; libjpeg sets no limit, and each scan is another
+# pass over the whole image: a small file with thousands of tiny scans would hold the one
+# picture worker (and every resident's pictures behind it) for a long time.
+MAX_JPEG_SCANS: Final = 100
+
+
+def _check_jpeg_scans(data: bytes) -> None:
+    """Refuse a JPEG with too many scans. FF DA (start of scan) cannot occur inside
+    entropy-coded data (a data FF is always followed by 00 or a restart marker), so counting
+    it counts the scans (plus those of a thumbnail embedded in EXIF, which is harmless)."""
+    scans = data.count(b"\xff\xda")
+    if scans > MAX_JPEG_SCANS:
+        raise PhotoRejected("bomb", f"{scans} JPEG scans exceed the limit of {MAX_JPEG_SCANS}")
 
 
 def _decode_budget(
