@@ -431,6 +431,9 @@ def prompt(
     ]
 
 
+REVIEW_CAPTION_CHARS = 100
+
+
 def review_text(context: TiplineContext, view: DraftView, _: Gettext) -> str:
     category = context.services.categories.get(view.category or "")
     description = view.description or ""
@@ -445,7 +448,10 @@ def review_text(context: TiplineContext, view: DraftView, _: Gettext) -> str:
         _("Pictures: {count}").format(count=view.photo_count)
         + " · " + _("Location: {answer}").format(
             answer=_("yes") if view.has_location else _("no")),
-        *(f"📷 {number}: " + html.escape(caption) for number, caption in view.captions),
+        # each caption shortened here (police get it whole): ten of 900 characters plus the
+        # description must still fit in one message of at most 4,096
+        *(f"📷 {number}: " + html.escape(echo(caption, REVIEW_CAPTION_CHARS))
+          for number, caption in view.captions),
         "",
         html.escape(shown),
         "",

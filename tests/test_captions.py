@@ -4,7 +4,9 @@ picture is the description and the first picture."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import col, select
 
@@ -68,3 +70,30 @@ async def test_a_too_long_caption_is_refused_and_nothing_is_added(world: World) 
     assert len(world.sandbox.method_calls("getFile")) == calls  # not even downloaded
     async with world.services.db.session() as session:
         assert (await session.exec(select(col(Photo.id)))).all() == []
+
+
+async def test_ten_long_captions_and_a_long_description_still_fit_the_review(
+    world: World,
+) -> None:
+    resident = world.demo.residents[0]
+    prompt = await write_tip(world, resident, text="Mô tả dài. " * 360)  # ~3,960 characters
+    picture = (PHOTOS / "jolla.jpg").read_bytes()
+    for number in range(10):
+        await world.sandbox.send_photo(resident.id, picture, caption=f"{number} " + "chữ " * 220)
+    for _ in range(600):  # the album's acknowledgement: all ten attached
+        if any("10/10" in (m.get("text") or "") for m in world.sandbox.bot_messages(resident.id)):
+            break
+        await asyncio.sleep(0.05)
+    [review] = await press_and_wait(world, resident, prompt, "d:done")
+    assert buttons(review) == ["d:ok", "d:x"] and len(review["text"]) <= 4096
+    assert review["text"].count("📷 ") == 10
+    code = await confirm_review(world, resident, review)
+    messages = await wait_card(world, world.demo.commune_group.id, 11)
+    assert all(m.get("caption", "").count("chữ") == 220 for m in messages[-10:])  # whole
+    assert code in messages[0]["text"]
+
+
+async def confirm_review(world: World, resident: Any, review: dict[str, Any]) -> str:
+    [receipt] = await press_and_wait(world, resident, review, "d:ok")
+    return next(receipt["text"][e["offset"]:e["offset"] + e["length"]]
+                for e in receipt["entities"] if e["type"] == "code")
