@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 from sqlmodel import select
 
+from bot.conversation.pictures import photo_refusal
 from bot.domain.intake import MAX_PHOTOS
 from bot.domain.picture_jobs import PICTURE_WORKERS
 from bot.sandbox import SandboxUser
 from bot.telegram_http import AiohttpRequest, DownloadTooLarge
-from handlers.pictures import photo_refusal
 from storage.models import Photo
 from tests.conftest import World
 from tests.test_intake_bot import write_tip
