@@ -570,3 +570,62 @@ async def test_an_empty_draft_is_simply_started_again(world: World) -> None:
     await world.exchange(resident, f"/start c{PHUC_KHANH}")  # the category question
     [prompt] = await world.exchange(resident, "/new")
     assert "d:resume" not in buttons(prompt)
+
+
+# --- what a new user tripped over (issue 9, section 5) -------------------------------------
+
+
+def shown(world: World, message: dict[str, Any]) -> dict[str, Any]:
+    """The message as the chat shows it now (after the bot's edits)."""
+    chat = message["chat"]["id"]
+    return next(m for m in world.sandbox.bot_messages(chat)
+                if m["message_id"] == message["message_id"])
+
+
+async def edited(world: World, message: dict[str, Any]) -> dict[str, Any]:
+    """The message once the bot has edited it (an older prompt is closed just after the
+    newer one is sent)."""
+    for _attempt in range(100):
+        now = shown(world, message)
+        if now.get("edit_date") is not None:
+            return now
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"message {message['message_id']} was never edited")
+
+
+async def test_a_new_user_sees_the_welcome_and_each_answer(world: World) -> None:
+    resident = world.demo.residents[0]  # Vietnamese
+    [first] = await world.exchange(resident, f"/start c{PHUC_KHANH}")
+    # 1: anonymity and 113 in one short line at the first prompt after the QR code
+    assert first["text"].splitlines()[-1] == (
+        "🔒 Ẩn danh: công an không bao giờ thấy tên, tài khoản hay số điện thoại của bạn. "
+        "Trường hợp khẩn cấp, gọi 113.")
+    # 5: "xã"/"tỉnh" in lower case inside the sentence
+    assert first["text"].startswith("Gửi cho: xã Phúc Khánh, tỉnh Lào Cai")
+    [urgency] = await press_and_wait(world, resident, first, "d:k:drugs")
+    # 4: the answered prompt shows the answer and has no buttons
+    assert shown(world, first)["text"] == "Gửi cho: xã Phúc Khánh, tỉnh Lào Cai\nLoại: Ma túy ✓"
+    assert buttons(shown(world, first)) == []
+    [description] = await press_and_wait(world, resident, urgency, "d:u:1")
+    assert description["text"].startswith("🔴 Nếu có người đang gặp nguy hiểm, hãy GỌI NGAY 113.")
+    assert shown(world, urgency)["text"] == "Khẩn cấp: có ✓" and not buttons(shown(world, urgency))
+    [attachments] = await world.exchange(resident, "Có người đang đánh nhau ở chợ.")
+    # 3: said by what the user sees
+    assert "(gửi vị trí: nút đính kèm 📎 → Vị trí)" in attachments["text"]
+    before = len(world.sandbox.bot_messages(resident.id))
+    await world.sandbox.send_location(resident.id, 22.1, 104.1)
+    [located] = (await world.sandbox.wait_for_bot_messages(resident.id, before + 1))[before:]
+    # 3: the reply to a location has "Done" (no scrolling up); the older prompt lost it
+    assert located["text"].startswith("📍 Đã thêm vị trí nơi xảy ra sự việc.")
+    assert buttons(located) == ["d:done", "d:x"]
+    assert buttons(await edited(world, attachments)) == []
+    [review] = await press_and_wait(world, resident, located, "d:done")
+    assert shown(world, located)["text"] == "Ảnh: 0 · Vị trí: có ✓"
+    assert "Bấm “Gửi tin báo” để gửi." in review["text"]
+    [receipt] = await press_and_wait(world, resident, review, "d:ok")
+    assert receipt["text"].startswith("✅ Đã nhận tin báo của bạn.")
+    # 4: the review says it was sent, without "tap Send" and without buttons
+    after = await edited(world, review)
+    assert after["text"].startswith("Tin báo của bạn (đã gửi):")
+    assert "Bấm “Gửi tin báo”" not in after["text"] and "✅ Đã gửi." in after["text"]
+    assert buttons(after) == []
