@@ -30,10 +30,9 @@ from bot.conversation.model import (
     flat,
 )
 from bot.conversation.numbered import NumberedMenu, render
-from bot.conversation.places import in_sentence
 from bot.domain.cards import CardRenderer
 from bot.domain.categories import Categories
-from bot.domain.communes import CommuneDirectory
+from bot.domain.communes import CommuneDirectory, in_sentence
 from bot.domain.geo import CommuneLocator
 from bot.domain.identity import Pseudonymizer
 from bot.domain.intake import IntakeService

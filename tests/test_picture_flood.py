@@ -26,7 +26,7 @@ from tests.test_photos import png_of_zeros
 
 MB = 1024 * 1024
 RSS_BOUND = 300 * MB  # growth allowed while a flood is handled
-PHOTO_ACK_SETTLE = 1.5  # handlers.intake.PHOTO_ACK_DELAY_SECONDS and a margin
+PHOTO_ACK_SETTLE = 1.5  # bot.conversation.core.PHOTO_ACK_DELAY_SECONDS and a margin
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,9 @@ import html
 from zoneinfo import ZoneInfo
 
 from bot.conversation.model import Choice, Choices, Say, rows
-from bot.conversation.places import place_in_sentence
 from bot.domain.cards import format_time
 from bot.domain.categories import Categories
+from bot.domain.communes import place_in_sentence
 from bot.domain.intake import DraftView, IntakeError, Step
 from bot.domain.tips import TipStatus
 from bot.i18n import SUPPORTED_LANGUAGES, Gettext
