@@ -2,7 +2,10 @@
 "1. …  2. …" lines and "Trả lời 1, 2 hoặc 3"; a reply "2" is read back as the second choice.
 
 The adapter keeps the choices it last showed a chat (a :class:`NumberedMenu`) and asks it
-whether a text is an answer to them before handing the text to the core as text.
+whether a text is an answer to them: a number becomes a ``ChoicePressed`` with the choice's
+id (and the reference of the message that listed it), anything else goes to the core as
+text. A list channel cannot edit what it sent: an ``Edit`` that only takes choices away
+just forgets the menu; one with an answer may be sent as a short confirmation or dropped.
 """
 
 from __future__ import annotations
