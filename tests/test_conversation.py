@@ -287,3 +287,30 @@ def test_division_words_are_lower_case_inside_a_sentence() -> None:
     assert in_sentence("Thành phố Hà Nội") == "thành phố Hà Nội"
     assert in_sentence("Tỉnh Lào Cai") == "tỉnh Lào Cai"
     assert in_sentence("Xãm Lạ") == "Xãm Lạ"  # a word, not the division
+
+
+async def test_only_the_newest_prompt_keeps_its_choices_when_sends_overlap(
+    conversation: Conversation,
+) -> None:
+    """Two texts at once, the first prompt's send slower than the second's: the prompt
+    shown last (lowest in the chat) stays live, the other loses its choices."""
+    delays: list[float] = []
+
+    class Slow(RecordingChat):
+        async def send(self, message: Say | PictureOut) -> MessageRef | None:
+            if delays:
+                await asyncio.sleep(delays.pop(0))
+            return await super().send(message)
+
+    who, chat = resident(), Slow()
+    await tip_to_attachments(conversation, who, chat)
+    delays += [0.3, 0.0]  # the first prompt to go out is slower than the second
+    await asyncio.gather(
+        conversation.handle(who, TextIn("Thêm một chi tiết."), chat),
+        conversation.handle(who, TextIn("Và một chi tiết nữa."), chat),
+    )
+    closed = {e.message for e in chat.edits if e.text is None and not e.choices}
+    live = [MessageRef(str(n)) for n, m in enumerate(chat.sent, 1)
+            if isinstance(m, Say) and m.choices and MessageRef(str(n)) not in closed
+            and not any(e.message == MessageRef(str(n)) and e.text for e in chat.edits)]
+    assert live == [MessageRef(str(len(chat.sent)))]
