@@ -314,3 +314,17 @@ async def test_only_the_newest_prompt_keeps_its_choices_when_sends_overlap(
             if isinstance(m, Say) and m.choices and MessageRef(str(n)) not in closed
             and not any(e.message == MessageRef(str(n)) and e.text for e in chat.edits)]
     assert live == [MessageRef(str(len(chat.sent)))]
+
+
+async def test_a_review_confirmed_after_a_restart_loses_its_choices(
+    conversation: Conversation, database: Database
+) -> None:
+    who, chat = resident(), RecordingChat()
+    await tip_to_attachments(conversation, who, chat)
+    await press(conversation, who, chat, last(chat)[0], "d:done")
+    review = last(chat)[0]
+    restarted = Conversation(conversation.services)  # nothing in memory, the draft in the DB
+    await press(restarted, who, chat, review, "d:ok")
+    assert Edit(review, None, html=True) in chat.edits
+    receipt = chat.sent[-1]
+    assert isinstance(receipt, Say) and receipt.text.startswith("✅ Đã nhận tin báo của bạn.")

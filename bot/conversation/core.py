@@ -77,6 +77,7 @@ ALBUM_WAIT_SECONDS = 2.0
 SEARCH_RESULTS = 5
 MAX_ANSWER = 3000
 LIVE_PROMPTS = 10_000  # residents whose newest prompt is remembered (to close it later)
+REVIEWS = 2_000  # reviews awaiting the confirm, kept in their "sent" wording
 
 
 class HasZone(Protocol):
@@ -133,6 +134,9 @@ class Conversation:
         self._live: OrderedDict[str, tuple[Chat, MessageRef]] = OrderedDict()
         self._acks: dict[str, _PendingAck] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # the review as it will read once sent, per resident at the review step: the confirm
+        # (the busiest step) edits it in without reading the draft again
+        self._reviews: OrderedDict[str, str] = OrderedDict()
 
     @property
     def services(self) -> ConversationServices:
@@ -179,6 +183,7 @@ class Conversation:
         elif name == "cancel":
             _ = await self._texts(who)
             dropped = await self._s.intake.cancel(who.pseudonym)
+            self._reviews.pop(who.pseudonym, None)
             if dropped:
                 await self._close_live(who.pseudonym)
             await chat.send(Say(_("Your draft tip was deleted. Nothing was sent.") if dropped
@@ -248,6 +253,7 @@ class Conversation:
             if draft is not None and draft.has_content:
                 await self._prompt(who, chat, texts.draft_in_progress(draft, commune_code, _))
                 return
+        self._reviews.pop(who.pseudonym, None)
         try:
             view = await intake.begin(who.pseudonym, language, commune_code=commune_code)
         except IntakeError as error:
@@ -334,6 +340,7 @@ class Conversation:
                 case ["d", "x"]:
                     await chat.acknowledge()
                     await intake.cancel(pseudonym)
+                    self._reviews.pop(pseudonym, None)
                     await self._answered(who, chat, event.message, None)
                     await self._close_live(pseudonym)
                     await chat.send(Say(_("Your draft tip was deleted. Nothing was sent.")))
@@ -349,6 +356,10 @@ class Conversation:
         await chat.acknowledge()
         await self._answered(who, chat, event.message, texts.answered(
             event.choice_id, view, self._s.categories, _))
+        if view.step == Step.REVIEW:
+            self._reviews[pseudonym] = texts.review_text(view, self._s.categories, _, sent=True)
+            while len(self._reviews) > REVIEWS:
+                self._reviews.popitem(last=False)
         await self._prompt(who, chat, self._ask(view, _))
 
     async def _location(self, who: Resident, event: LocationIn, chat: Chat) -> None:
@@ -391,7 +402,6 @@ class Conversation:
         receipt through the sealed reply address (its row was committed with the tip)."""
         services = self._s
         acknowledged = asyncio.ensure_future(_acknowledge_quietly(chat))
-        view = await services.intake.current(who.pseudonym)
         try:
             result = await services.intake.submit(
                 who.pseudonym, who.address, channel=who.channel)
@@ -401,8 +411,8 @@ class Conversation:
             return
         services.outbox.wake()
         text = receipt_text(_, result.code, duplicate=result.duplicate)
-        sent_review = (texts.review_text(view, services.categories, _, sent=True)
-                       if view is not None else None)
+        # the review says it was sent (after a restart it only loses its choices)
+        sent_review = self._reviews.pop(who.pseudonym, None)
         self._forget_live(who.pseudonym, review)
         *_done, failure = await asyncio.gather(
             acknowledged,
