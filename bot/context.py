@@ -8,6 +8,7 @@ from typing import Any
 
 from telegram.ext import Application, CallbackContext, ExtBot, JobQueue
 
+from bot.conversation.core import Conversation
 from bot.domain.cards import CardRenderer
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
@@ -56,6 +57,7 @@ class BotData:
 
     def __init__(self) -> None:
         self.services: Services | None = None
+        self.conversation: Conversation | None = None  # built on first use
 
 
 class TiplineContext(CallbackContext[ExtBot[int], dict[Any, Any], dict[Any, Any], BotData]):
@@ -67,6 +69,14 @@ class TiplineContext(CallbackContext[ExtBot[int], dict[Any, Any], dict[Any, Any]
         if services is None:
             raise RuntimeError("services are not attached to the application yet")
         return services
+
+    @property
+    def conversation(self) -> Conversation:
+        """The resident conversation (channel-neutral) over these services."""
+        conversation = self.bot_data.conversation
+        if conversation is None or conversation.services is not self.services:
+            conversation = self.bot_data.conversation = Conversation(self.services)
+        return conversation
 
     def texts(self, language: str) -> Gettext:
         return self.services.translator.for_language(language)

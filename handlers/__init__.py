@@ -12,10 +12,10 @@ from telegram.ext import (
 )
 
 from bot.context import TiplineApplication
+from bot.conversation.texts import LANGUAGE_PREFIX
 from bot.i18n import N_, SUPPORTED_LANGUAGES, Translator
-from handlers import admin, answers, edits, errors, follow, intake, police, resident
+from handlers import admin, edits, errors, police, resident
 from handlers.guards import police_buttons, resident_buttons
-from handlers.keyboards import LANGUAGE_CALLBACK_PREFIX
 
 RESIDENT_COMMANDS = [
     ("new", N_("Send a tip")),
@@ -54,43 +54,17 @@ def register(application: TiplineApplication) -> None:
     private = filters.ChatType.PRIVATE & fresh
     groups = filters.ChatType.GROUPS & fresh
 
-    # residents, private chats only
-    application.add_handler(CommandHandler("start", resident.start, filters=private))
-    application.add_handler(CommandHandler("help", resident.help_command, filters=private))
-    application.add_handler(CommandHandler("language", resident.language_command, filters=private))
-    application.add_handler(CommandHandler("new", intake.new_command, filters=private))
-    application.add_handler(CommandHandler("cancel", intake.cancel_command, filters=private))
-    application.add_handler(CommandHandler("status", follow.status_command, filters=private))
-    application.add_handler(CommandHandler("mytips", follow.my_tips_command, filters=private))
-    application.add_handler(CommandHandler("subscribe", follow.subscribe_command, filters=private))
-    application.add_handler(
-        CommandHandler("unsubscribe", follow.unsubscribe_command, filters=private)
-    )
-    application.add_handler(CommandHandler("answer", answers.answer_command, filters=private))
-    application.add_handler(
-        CallbackQueryHandler(
-            resident_buttons(resident.language_chosen), pattern=f"^{LANGUAGE_CALLBACK_PREFIX}"
-        )
-    )
-    application.add_handler(
-        CallbackQueryHandler(resident_buttons(intake.on_button), pattern=r"^d:")
-    )
-    application.add_handler(
-        CallbackQueryHandler(resident_buttons(follow.on_menu), pattern=r"^m:")
-    )
-    # messages of a draft (after the commands above, so "/cancel" is never a description)
-    application.add_handler(
-        MessageHandler(private & filters.TEXT & ~filters.COMMAND, follow.on_private_text)
-    )
-    application.add_handler(MessageHandler(private & filters.PHOTO, intake.on_photo))
-    application.add_handler(MessageHandler(private & filters.Document.ALL, intake.on_document))
-    application.add_handler(MessageHandler(private & filters.LOCATION, intake.on_location))
-    application.add_handler(
-        MessageHandler(
-            private & ~filters.COMMAND & ~filters.TEXT & ~filters.StatusUpdate.ALL,
-            intake.on_other_media,
-        )
-    )
+    # residents, private chats only: every command, message and button goes to the
+    # conversation's one router (handlers.resident is the Telegram adapter)
+    for command, _description in [*RESIDENT_COMMANDS, ("unsubscribe", "")]:
+        application.add_handler(
+            CommandHandler(command, resident.on_private_message, filters=private))
+    application.add_handler(CallbackQueryHandler(
+        resident_buttons(resident.on_choice), pattern=f"^({LANGUAGE_PREFIX}|d:|m:)"))
+    # messages of a draft (after the commands above, so "/cancel" is never a description);
+    # other commands ("/foo") are left unanswered
+    application.add_handler(MessageHandler(
+        private & ~filters.COMMAND & ~filters.StatusUpdate.ALL, resident.on_private_message))
 
     # police triage in groups: card buttons, commands, replies to cards and prompts
     application.add_handler(CallbackQueryHandler(police_buttons(police.on_button), pattern=r"^t:"))

@@ -1,27 +1,14 @@
-"""Inline keyboards shared by several resident handlers."""
+"""The conversation's choices as Telegram inline keyboards: one button per choice, its id
+as the callback data (the guards check that a pressed message carries exactly that data)."""
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-
-from bot.i18n import SUPPORTED_LANGUAGES, Gettext
-
-LANGUAGE_CALLBACK_PREFIX = "lang:"
-LANGUAGE_NAMES = {"vi": "Tiếng Việt", "en": "English"}
-MENU_NEW, MENU_LOOKUP, MENU_SUBSCRIBE, MENU_LANGUAGE = "m:new", "m:look", "m:sub", "m:lang"
+from bot.conversation.model import Choices
 
 
-def language_keyboard() -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[
-        InlineKeyboardButton(LANGUAGE_NAMES[code], callback_data=LANGUAGE_CALLBACK_PREFIX + code)
-        for code in SUPPORTED_LANGUAGES
-    ]])
-
-
-def main_menu(_: Gettext) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([
-        [InlineKeyboardButton(_("📝 Send a tip"), callback_data=MENU_NEW)],
-        [InlineKeyboardButton(_("🔎 Follow a tip"), callback_data=MENU_LOOKUP)],
-        [InlineKeyboardButton(_("🔔 Get announcements"), callback_data=MENU_SUBSCRIBE)],
-        [InlineKeyboardButton(_("🌐 Language"), callback_data=MENU_LANGUAGE)],
-    ])
+def keyboard_json(choices: Choices) -> dict[str, object]:
+    """``reply_markup`` for a Bot API call (an empty keyboard removes the buttons)."""
+    return {"inline_keyboard": [
+        [{"text": choice.label, "callback_data": choice.id} for choice in row]
+        for row in choices
+    ]}

@@ -1,109 +1,165 @@
-"""Resident-facing handlers in private chats: /start, /help, /language."""
+"""Residents in private chats, on Telegram: a thin adapter around the channel-neutral
+conversation (bot/conversation). Each update becomes a neutral event; the conversation's
+answers are rendered here (choices as inline buttons whose callback data is the choice id;
+pictures fetched through handlers/pictures.py when the conversation asks for them)."""
 
 from __future__ import annotations
 
-from telegram import Update
+import logging
+from datetime import timedelta
+
+from telegram import Bot, CallbackQuery, Message, Update, User
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
+from telegram.error import BadRequest, RetryAfter
 
-from bot.context import TiplineContext
-from bot.i18n import SUPPORTED_LANGUAGES
-from handlers import intake
+from bot.context import TELEGRAM, TiplineContext
+from bot.conversation.model import (
+    ChoicePressed,
+    CommandIn,
+    Edit,
+    Event,
+    FileIn,
+    LocationIn,
+    MessageRef,
+    OtherIn,
+    PictureIn,
+    PictureOut,
+    Resident,
+    Say,
+    TextIn,
+    Undelivered,
+)
+from bot.domain.sealing import ReplyAddress
 from handlers.common import answer, pseudonym_of, resident_texts
-from handlers.keyboards import LANGUAGE_CALLBACK_PREFIX, language_keyboard, main_menu
+from handlers.keyboards import keyboard_json
+from handlers.pictures import fetcher
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+IMAGE_MIME_TYPES = {"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"}
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif")
 
 
-def deep_link_commune(args: list[str] | None) -> int | None:
-    """``/start c2998`` (from a QR poster) -> 2998; anything else -> None."""
-    digits = args[0][1:] if args and len(args) == 1 and args[0].startswith("c") else ""
-    if digits.isascii() and digits.isdigit() and len(digits) <= 9:
-        return int(digits)
-    return None
+class TelegramChat:
+    """A resident's private chat as the conversation sees it. Plain Bot API calls: only
+    the message id of what is sent is kept."""
+
+    def __init__(self, bot: Bot, chat_id: int, query: CallbackQuery | None = None) -> None:
+        self._bot = bot
+        self._chat_id = chat_id
+        self._query = query
+        self.acknowledged = query is None
+
+    async def send(self, message: Say | PictureOut) -> MessageRef | None:
+        if isinstance(message, PictureOut):
+            sent = await self._bot.send_photo(self._chat_id, message.data, caption=message.caption)
+            return MessageRef(str(sent.message_id))
+        result = await self._bot.do_api_request("sendMessage", self._say(message))
+        message_id = result.get("message_id") if isinstance(result, dict) else None
+        return MessageRef(str(message_id)) if message_id is not None else None
+
+    async def deliver(self, message: Say) -> Undelivered | None:
+        try:
+            await self._bot.do_api_request("sendMessage", self._say(message))
+        except Exception as error:
+            retry_after = None
+            if isinstance(error, RetryAfter):
+                wait = error.retry_after
+                retry_after = float(wait.total_seconds() if isinstance(wait, timedelta) else wait)
+            return Undelivered(type(error).__name__, retry_after)
+        return None
+
+    async def edit(self, edit: Edit) -> None:
+        call: dict[str, object] = {
+            "chat_id": self._chat_id, "message_id": int(edit.message.id),
+        }
+        if edit.choices:
+            call["reply_markup"] = keyboard_json(edit.choices)
+        try:
+            if edit.text is None:
+                await self._bot.do_api_request("editMessageReplyMarkup", call)
+                return
+            call["text"] = edit.text
+            if edit.html:
+                call["parse_mode"] = ParseMode.HTML
+            await self._bot.do_api_request("editMessageText", call)
+        except BadRequest as error:
+            if "not modified" not in error.message.lower():
+                raise
+
+    async def acknowledge(self, alert: str | None = None) -> None:
+        if self.acknowledged or self._query is None:
+            return
+        self.acknowledged = True
+        await answer(self._query, alert, show_alert=alert is not None)
+
+    def _say(self, message: Say) -> dict[str, object]:
+        call: dict[str, object] = {"chat_id": self._chat_id, "text": message.text}
+        if message.html:
+            call["parse_mode"] = ParseMode.HTML
+        if message.choices:
+            call["reply_markup"] = keyboard_json(message.choices)
+        return call
 
 
-async def start(update: Update, context: TiplineContext) -> None:
-    """Greet the resident; a deep link from a commune poster starts a tip right away."""
-    _ = await resident_texts(update, context)
-    assert update.effective_message is not None
-    commune_code = deep_link_commune(context.args)
-    if commune_code is not None and context.services.directory.commune(commune_code):
-        await intake.begin(update, context, commune_code=commune_code)
-        return
-    await update.effective_message.reply_text(
-        _(
-            "Hello! This is the security mailbox of the commune police: "
-            "you can send tips about security and public order here, anonymously."
-        )
-        + "\n\n"
-        + _(
-            "• Your identity stays secret: the police see only an alias, "
-            "never your name, account or phone number."
-        )
-        + "\n"
-        + _("• Concrete facts (where, when, who, what) make a tip much easier to verify.")
-        + "\n"
-        + _("• In an emergency, call 113 right now.")
-        + "\n\n"
-        + _("/help shows what I can do, /language changes the language."),
-        reply_markup=main_menu(_),
+def resident_of(context: TiplineContext, user: User, chat_id: int) -> Resident:
+    return Resident(
+        pseudonym=pseudonym_of(context, user),
+        platform_language=user.language_code,
+        address=ReplyAddress(TELEGRAM, str(chat_id)),
+        channel=CHANNEL,
     )
 
 
-async def help_command(update: Update, context: TiplineContext) -> None:
-    """List what a resident can do."""
-    _ = await resident_texts(update, context)
-    assert update.effective_message is not None
-    await update.effective_message.reply_text(
-        _("What you can do here:")
-        + "\n"
-        + _("/new – send a tip")
-        + "\n"
-        + _("/status <code> – follow a tip; /mytips – your tips")
-        + "\n"
-        + _("/cancel – delete the tip you are writing")
-        + "\n"
-        + _("/subscribe, /unsubscribe – security announcements")
-        + "\n"
-        + _("/start – about this mailbox")
-        + "\n"
-        + _("/language – choose Vietnamese or English")
-        + "\n"
-        + _("/help – this help")
-        + "\n\n"
-        + _("In an emergency, call 113 right now."),
-        parse_mode=None,
-    )
+def event_of(message: Message, context: TiplineContext) -> Event:
+    """The neutral event a private message stands for."""
+    reply_to = (MessageRef(str(message.reply_to_message.message_id))
+                if message.reply_to_message is not None else None)
+    if message.text is not None:
+        if message.text.startswith("/") and context.args is not None:
+            name = message.text.split(maxsplit=1)[0][1:].split("@", 1)[0].lower()
+            return CommandIn(name, tuple(context.args))
+        return TextIn(message.text, reply_to)
+    caption = message.caption
+    if message.photo:
+        largest = max(message.photo, key=lambda size: size.width * size.height)
+        return PictureIn(fetcher(context.bot, largest.file_id), largest.file_size, caption,
+                         message.message_id, message.media_group_id, reply_to)
+    if message.document is not None:
+        document = message.document
+        name = (document.file_name or "").lower()
+        if (document.mime_type or "") in IMAGE_MIME_TYPES or name.endswith(IMAGE_SUFFIXES):
+            return PictureIn(fetcher(context.bot, document.file_id), document.file_size,
+                             caption, message.message_id, message.media_group_id, reply_to)
+        return FileIn()
+    if message.location is not None:
+        return LocationIn(message.location.latitude, message.location.longitude)
+    return OtherIn()
 
 
-async def language_command(update: Update, context: TiplineContext) -> None:
-    """Offer the languages as buttons."""
-    _ = await resident_texts(update, context)
-    assert update.effective_message is not None
-    await update.effective_message.reply_text(
-        _("Choose your language:"), reply_markup=language_keyboard()
-    )
+async def on_private_message(update: Update, context: TiplineContext) -> None:
+    """Commands, text, pictures, files, locations... of a private chat: to the router."""
+    message, user = update.effective_message, update.effective_user
+    assert message is not None and user is not None
+    chat = TelegramChat(context.bot, message.chat_id)
+    await context.conversation.handle(
+        resident_of(context, user, message.chat_id), event_of(message, context), chat)
 
 
-async def language_chosen(update: Update, context: TiplineContext) -> None:
-    """Store the chosen language (button data is checked, never trusted)."""
+async def on_choice(update: Update, context: TiplineContext) -> None:
+    """A pressed resident button (checked by handlers.guards first)."""
     query = update.callback_query
-    assert query is not None
-    code = (query.data or "").removeprefix(LANGUAGE_CALLBACK_PREFIX)
-    if code not in SUPPORTED_LANGUAGES:
-        _ = await resident_texts(update, context)
-        await answer(query, _("This button is no longer valid."), show_alert=True)
-        return
-    await answer(query)
-    await context.services.residents.set_language(pseudonym_of(context, query.from_user), code)
-    _ = context.texts(code)
-    try:  # the picker stays, so the other language is one press away
-        await query.edit_message_text(
-            _("Language set to English."), parse_mode=ParseMode.HTML,
-            reply_markup=language_keyboard(),
-        )
-    except BadRequest as error:  # the same language pressed twice: nothing to change
-        if "not modified" not in error.message.lower():
-            raise
+    assert query is not None and query.message is not None
+    chat_id = query.message.chat.id
+    chat = TelegramChat(context.bot, chat_id, query)
+    event = ChoicePressed(query.data or "", MessageRef(str(query.message.message_id)))
+    try:
+        await context.conversation.handle(resident_of(context, query.from_user, chat_id),
+                                          event, chat)
+    finally:
+        if not chat.acknowledged:  # the spinner stops whatever happened
+            await chat.acknowledge()
 
 
 async def unknown_button(update: Update, context: TiplineContext) -> None:

@@ -96,7 +96,7 @@ async def wait_card(world: World, chat_id: int, count: int = 1) -> list[dict[str
 async def test_deep_link_to_card_in_vietnamese(world: World) -> None:
     resident = world.demo.residents[0]
     [prompt] = await world.exchange(resident, f"/start c{PHUC_KHANH}")
-    assert prompt["text"].startswith("Gửi cho: Xã Phúc Khánh, Tỉnh Lào Cai")
+    assert prompt["text"].startswith("Gửi cho: xã Phúc Khánh, tỉnh Lào Cai")
     assert buttons(prompt)[:2] == ["d:k:drugs", "d:k:theft"]
     [prompt] = await press_and_wait(world, resident, prompt, "d:k:drugs")
     assert prompt["text"] == "Sự việc có đang xảy ra và cần hỗ trợ khẩn cấp không?"
@@ -144,7 +144,7 @@ async def test_search_path_in_english(world: World) -> None:
     assert choices["text"] == "Choose the commune or ward:"
     assert buttons(choices)[0] == f"d:c:{PHUC_KHANH}"
     [prompt] = await press_and_wait(world, resident, choices, f"d:c:{PHUC_KHANH}")
-    assert prompt["text"].startswith("To: Xã Phúc Khánh, Tỉnh Lào Cai\nWhat is it about?")
+    assert prompt["text"].startswith("To: xã Phúc Khánh, tỉnh Lào Cai\nWhat is it about?")
     [prompt] = await press_and_wait(world, resident, prompt, "d:k:theft")
     [prompt] = await press_and_wait(world, resident, prompt, "d:u:1")
     assert prompt["text"].startswith("🔴 If anyone is in danger, CALL 113 NOW.")
@@ -161,7 +161,7 @@ async def test_remembered_commune_preselects_the_next_tip(world: World) -> None:
     resident = world.demo.residents[0]
     await send_tip(world, resident)
     [prompt] = await world.exchange(resident, "/new")
-    assert prompt["text"].startswith("Gửi cho: Xã Phúc Khánh, Tỉnh Lào Cai")
+    assert prompt["text"].startswith("Gửi cho: xã Phúc Khánh, tỉnh Lào Cai")
     [prompt] = await press_and_wait(world, resident, prompt, "d:cc")
     assert prompt["text"].startswith("Tin báo gửi cho Công an xã/phường nào?")
 
@@ -184,12 +184,12 @@ async def _tip_from_shared_location(world: World, answer: str) -> tuple[str, lis
     before = len(world.sandbox.bot_messages(resident.id))
     await world.sandbox.send_location(resident.id, 22.1, 104.1)
     [question] = (await world.sandbox.wait_for_bot_messages(resident.id, before + 1))[before:]
-    assert question["text"] == ("📍 This location is in Xã Phúc Khánh, Tỉnh Lào Cai. "
+    assert question["text"] == ("📍 This location is in xã Phúc Khánh, tỉnh Lào Cai. "
                                 "Is it also where it happened?")
     assert buttons(question) == ["d:lh:22.100000:104.100000", "d:ln"]
     data = buttons(question)[0 if answer == "here" else 1]
     [prompt] = await press_and_wait(world, resident, question, data)
-    assert prompt["text"].startswith("To: Xã Phúc Khánh, Tỉnh Lào Cai")
+    assert prompt["text"].startswith("To: xã Phúc Khánh, tỉnh Lào Cai")
     [prompt] = await press_and_wait(world, resident, prompt, "d:k:gambling")
     [prompt] = await press_and_wait(world, resident, prompt, "d:u:0")
     [prompt] = await world.exchange(resident, "Gambling every night behind the market.")
@@ -467,7 +467,12 @@ async def test_no_identity_reaches_groups_tables_or_logs(world: World, caplog: A
         mime_type="image/jpeg",
     )
     await asyncio.sleep(1.5)
-    await confirm(world, residents[1], prompt)
+    # the pictures' acknowledgement carries the buttons now; the first prompt lost them
+    ack = world.sandbox.bot_messages(residents[1].id)[-1]
+    assert buttons(ack) == ["d:done", "d:x"] and buttons(
+        next(m for m in world.sandbox.bot_messages(residents[1].id)
+             if m["message_id"] == prompt["message_id"])) == []
+    await confirm(world, residents[1], ack)
     await wait_card(world, world.demo.commune_group.id, 3)
 
     needles = set()
@@ -541,7 +546,7 @@ async def test_starting_again_asks_before_deleting_a_draft(world: World, again: 
     resident = world.demo.residents[0]
     await write_tip(world, resident, text="Có người lạ đột nhập kho.")
     [question] = await world.exchange(resident, again)
-    assert question["text"] == ("Bạn đang viết dở một tin báo (gửi cho: Xã Phúc Khánh, Tỉnh Lào "
+    assert question["text"] == ("Bạn đang viết dở một tin báo (gửi cho: xã Phúc Khánh, tỉnh Lào "
                                 "Cai; ảnh: 0). Tiếp tục tin đó, hay xoá để bắt đầu lại?")
     restart = "d:restart" if again == "/new" else f"d:restart:{PHUC_KHANH}"
     assert buttons(question) == ["d:resume", restart]
@@ -565,3 +570,62 @@ async def test_an_empty_draft_is_simply_started_again(world: World) -> None:
     await world.exchange(resident, f"/start c{PHUC_KHANH}")  # the category question
     [prompt] = await world.exchange(resident, "/new")
     assert "d:resume" not in buttons(prompt)
+
+
+# --- what a new user tripped over (issue 9, section 5) -------------------------------------
+
+
+def shown(world: World, message: dict[str, Any]) -> dict[str, Any]:
+    """The message as the chat shows it now (after the bot's edits)."""
+    chat = message["chat"]["id"]
+    return next(m for m in world.sandbox.bot_messages(chat)
+                if m["message_id"] == message["message_id"])
+
+
+async def edited(world: World, message: dict[str, Any]) -> dict[str, Any]:
+    """The message once the bot has edited it (an older prompt is closed just after the
+    newer one is sent)."""
+    for _attempt in range(100):
+        now = shown(world, message)
+        if now.get("edit_date") is not None:
+            return now
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"message {message['message_id']} was never edited")
+
+
+async def test_a_new_user_sees_the_welcome_and_each_answer(world: World) -> None:
+    resident = world.demo.residents[0]  # Vietnamese
+    [first] = await world.exchange(resident, f"/start c{PHUC_KHANH}")
+    # 1: anonymity and 113 in one short line at the first prompt after the QR code
+    assert first["text"].splitlines()[-1] == (
+        "🔒 Ẩn danh: công an không bao giờ thấy tên, tài khoản hay số điện thoại của bạn. "
+        "Trường hợp khẩn cấp, gọi 113.")
+    # 5: "xã"/"tỉnh" in lower case inside the sentence
+    assert first["text"].startswith("Gửi cho: xã Phúc Khánh, tỉnh Lào Cai")
+    [urgency] = await press_and_wait(world, resident, first, "d:k:drugs")
+    # 4: the answered prompt shows the answer and has no buttons
+    assert shown(world, first)["text"] == "Gửi cho: xã Phúc Khánh, tỉnh Lào Cai\nLoại: Ma túy ✓"
+    assert buttons(shown(world, first)) == []
+    [description] = await press_and_wait(world, resident, urgency, "d:u:1")
+    assert description["text"].startswith("🔴 Nếu có người đang gặp nguy hiểm, hãy GỌI NGAY 113.")
+    assert shown(world, urgency)["text"] == "Khẩn cấp: có ✓" and not buttons(shown(world, urgency))
+    [attachments] = await world.exchange(resident, "Có người đang đánh nhau ở chợ.")
+    # 3: said by what the user sees
+    assert "(gửi vị trí: nút đính kèm 📎 → Vị trí)" in attachments["text"]
+    before = len(world.sandbox.bot_messages(resident.id))
+    await world.sandbox.send_location(resident.id, 22.1, 104.1)
+    [located] = (await world.sandbox.wait_for_bot_messages(resident.id, before + 1))[before:]
+    # 3: the reply to a location has "Done" (no scrolling up); the older prompt lost it
+    assert located["text"].startswith("📍 Đã thêm vị trí nơi xảy ra sự việc.")
+    assert buttons(located) == ["d:done", "d:x"]
+    assert buttons(await edited(world, attachments)) == []
+    [review] = await press_and_wait(world, resident, located, "d:done")
+    assert shown(world, located)["text"] == "Ảnh: 0 · Vị trí: có ✓"
+    assert "Bấm “Gửi tin báo” để gửi." in review["text"]
+    [receipt] = await press_and_wait(world, resident, review, "d:ok")
+    assert receipt["text"].startswith("✅ Đã nhận tin báo của bạn.")
+    # 4: the review says it was sent, without "tap Send" and without buttons
+    after = await edited(world, review)
+    assert after["text"].startswith("Tin báo của bạn (đã gửi):")
+    assert "Bấm “Gửi tin báo”" not in after["text"] and "✅ Đã gửi." in after["text"]
+    assert buttons(after) == []

@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 from sqlmodel import select
 
+from bot.conversation.pictures import photo_refusal
 from bot.domain.intake import MAX_PHOTOS
 from bot.domain.picture_jobs import PICTURE_WORKERS
 from bot.sandbox import SandboxUser
 from bot.telegram_http import AiohttpRequest, DownloadTooLarge
-from handlers.pictures import photo_refusal
 from storage.models import Photo
 from tests.conftest import World
 from tests.test_intake_bot import write_tip
@@ -26,7 +26,7 @@ from tests.test_photos import png_of_zeros
 
 MB = 1024 * 1024
 RSS_BOUND = 300 * MB  # growth allowed while a flood is handled
-PHOTO_ACK_SETTLE = 1.5  # handlers.intake.PHOTO_ACK_DELAY_SECONDS and a margin
+PHOTO_ACK_SETTLE = 1.5  # bot.conversation.core.PHOTO_ACK_DELAY_SECONDS and a margin
 
 
 @pytest.fixture(scope="session")
