@@ -17,8 +17,8 @@ Drafts are prepared under the pseudonym the handler computes: the warm-up reside
 ``IntakeService`` (begin, category, urgency, text, done), the others as the same ``Draft`` rows
 in one transaction (``--prepare service`` does all of them the slow way); each resident's
 private chat gets a review message with the "d:ok" button. Only the confirm is measured, and
-it takes the real path: button press -> getUpdates -> PTB -> ``handlers.resident.on_choice`` (bot/conversation) ->
-``IntakeService.submit`` (commit) -> receipt -> ``OutboxWorker`` -> card.
+it takes the real path: button press -> getUpdates -> PTB -> ``handlers.resident.on_choice``
+-> ``Conversation`` -> ``IntakeService.submit`` (commit) -> receipt -> ``OutboxWorker`` -> card.
 
 Phases: a warm-up (sequential tips, not counted); (a) throughput: ``--tips`` confirms fired
 at once; tips/s for "commit + receipt" and for "card delivered" separately; (b) latency:
