@@ -121,7 +121,7 @@ def test_sandbox_command_serves_the_demo_and_stops_on_sigterm(tmp_path: Path) ->
             if len(texts) >= 2:
                 break
             time.sleep(0.1)
-        assert texts[1].startswith("Gửi cho: Xã Phúc Khánh, Tỉnh Lào Cai")
+        assert texts[1].startswith("Gửi cho: xã Phúc Khánh, tỉnh Lào Cai")
     finally:
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=60)
