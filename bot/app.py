@@ -67,7 +67,7 @@ class BotEndpoint:
 
 async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Services:
     """Open the database (migrated to head), load reference data, build the services."""
-    db = Database(settings.database_url, sqlite_threads=settings.sqlite_threads)
+    db = Database(settings.database_url)
     try:
         await migrate.upgrade(db)
         directory = await asyncio.to_thread(CommuneDirectory.load)

@@ -72,11 +72,6 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=0, le=65535)
 
-    sqlite_threads: bool = Field(
-        default=False,
-        description="Run SQLite calls in aiosqlite's threads instead of on the event loop "
-        "(slower; see storage/sqlite_inline.py).",
-    )
     membership_cache_seconds: float = Field(
         default=60.0, ge=0, description="How long a group-membership answer is trusted."
     )
