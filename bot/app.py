@@ -113,6 +113,9 @@ async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Ser
 def build_application(settings: Settings, endpoint: BotEndpoint) -> TiplineApplication:
     """The PTB application talking to ``endpoint`` (handlers come with the services)."""
     context_types = ContextTypes(context=TiplineContext, bot_data=BotData)
+    # the proxy is for reaching Telegram; the offline sandbox runs on this machine
+    proxy = None if settings.sandbox or settings.proxy_url is None else \
+        settings.proxy_url.get_secret_value()
     application = cast(TiplineApplication, (
         ApplicationBuilder()
         .token(endpoint.token)
@@ -126,9 +129,11 @@ def build_application(settings: Settings, endpoint: BotEndpoint) -> TiplineAppli
             private_window_seconds=settings.telegram_private_window_seconds,
         ))
         .concurrent_updates(True)
-        .request(AiohttpRequest(connection_pool_size=256))
+        .request(AiohttpRequest(connection_pool_size=256, proxy_url=proxy))
         # long polling holds its connection for the poll's timeout (10 s) plus the default
-        .get_updates_request(AiohttpRequest(connection_pool_size=2, read_timeout=5.0))
+        .get_updates_request(
+            AiohttpRequest(connection_pool_size=2, read_timeout=5.0, proxy_url=proxy)
+        )
         .build()
     ))
     return application

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         default=OFFICIAL_BOT_API_URL,
         description="Base URL of any Bot API-compatible server (files under <url>/file/bot...).",
     )
+    proxy_url: SecretStr | None = Field(
+        default=None,
+        description="HTTP proxy for Bot API calls and file downloads (http://[user:pass@]host:port).",
+    )
     database_url: str = Field(
         default="sqlite+aiosqlite:///data/tipline.db",
         description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+psycopg://...",
@@ -115,6 +119,17 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _proxy(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not re.match(r"^https?://[^/\s]+/?$", value.get_secret_value().strip()):
+            raise ValueError(
+                "must be an http:// or https:// proxy URL such as http://proxy.local:3128"
+            )
+        return SecretStr(value.get_secret_value().strip())
 
     @field_validator("database_url")
     @classmethod

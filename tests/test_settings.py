@@ -59,6 +59,7 @@ def test_dotenv_file_is_read(tmp_path) -> None:
         ({"TIPLINE_TIMEZONE": "Mars/Olympus"}, "unknown time zone"),
         ({"TIPLINE_DATABASE_URL": "mysql://x"}, "TIPLINE_DATABASE_URL"),
         ({"TIPLINE_BOT_API_URL": "ftp://x"}, "TIPLINE_BOT_API_URL"),
+        ({"TIPLINE_PROXY_URL": "socks5://127.0.0.1:1080"}, "TIPLINE_PROXY_URL must be an http"),
         ({"TIPLINE_WEB_PORT": "99999"}, "TIPLINE_WEB_PORT"),
         ({"TIPLINE_WEBHOOK_SECRET": "has spaces!"}, "TIPLINE_WEBHOOK_SECRET"),
         (
