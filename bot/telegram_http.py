@@ -17,11 +17,12 @@ proxy's URL is never put in an error text (it may hold a password).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-from telegram.error import NetworkError, TimedOut
+from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
 from yarl import URL
 
@@ -113,6 +114,19 @@ class AiohttpRequest(BaseRequest):
         except aiohttp.ClientError as error:
             raise NetworkError(f"aiohttp.{type(error).__name__}") from None
 
+
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> dict[str, Any]:
+        """As PTB's, but a reply that is not JSON (a web page from a wrong
+        TIPLINE_BOT_API_URL, a proxy's error page) is not logged with its text and a
+        traceback: the text could hold anything, and the caller says what went wrong."""
+        try:
+            parsed = json.loads(payload.decode("utf-8", "replace"))
+        except ValueError:
+            raise TelegramError("Invalid server response") from None
+        if not isinstance(parsed, dict):
+            raise TelegramError("Invalid server response")
+        return parsed
 
     async def download(self, url: str, max_bytes: int) -> bytes:
         """GET a file's bytes, reading no more than ``max_bytes``: :class:`DownloadTooLarge`

@@ -88,7 +88,11 @@ class BotApiSandbox:
         runner = web.AppRunner(self.make_app(), shutdown_timeout=1.0, handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:  # e.g. the port is taken
+            await runner.cleanup()
+            raise
         self._runner = runner
         bound_port = runner.addresses[0][1] if runner.addresses else port
         self.url = f"http://{host}:{bound_port}"
