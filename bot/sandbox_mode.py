@@ -107,6 +107,7 @@ async def run_sandbox(
     sandbox = BotApiSandbox(
         bot_username=SANDBOX_BOT_USERNAME,
         limits=RateLimits(enabled=rate_limits and settings.sandbox_rate_limits),
+        time_zone=settings.timezone,
     )
     chosen = settings.sandbox_port if port is None else port
     try:
