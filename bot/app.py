@@ -7,13 +7,17 @@ the scheduler. Nothing else creates clients or reads configuration.
 from __future__ import annotations
 
 import asyncio
+import errno
+import json
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
+from http import HTTPStatus
 from typing import cast
 
 from telegram import Bot
+from telegram.error import TelegramError, TimedOut
 from telegram.ext import ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
@@ -37,7 +41,7 @@ from bot.i18n import Translator
 from bot.logs import quiet_identity_bearing_loggers
 from bot.membership import TelegramMembership
 from bot.ratelimit import TiplineRateLimiter
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.telegram_http import AiohttpRequest
 from bot.telegram_transport import TelegramTransport
 from bot.web import WebServer
@@ -67,7 +71,7 @@ class BotEndpoint:
 
 async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Services:
     """Open the database (migrated to head), load reference data, build the services."""
-    db = Database(settings.database_url, sqlite_threads=settings.sqlite_threads)
+    db = Database(settings.database_url)
     try:
         await migrate.upgrade(db)
         directory = await asyncio.to_thread(CommuneDirectory.load)
@@ -110,9 +114,30 @@ async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Ser
     )
 
 
-def build_application(settings: Settings, endpoint: BotEndpoint) -> TiplineApplication:
+def _proxy_url(settings: Settings) -> str | None:
+    """The proxy is for reaching Telegram; the offline sandbox runs on this machine."""
+    if settings.sandbox or settings.proxy_url is None:
+        return None
+    return settings.proxy_url.get_secret_value()
+
+
+def build_requests(settings: Settings) -> tuple[AiohttpRequest, AiohttpRequest]:
+    """PTB's HTTP clients: (Bot API calls, long polling)."""
+    proxy = _proxy_url(settings)
+    return (
+        AiohttpRequest(connection_pool_size=256, proxy_url=proxy),
+        # long polling holds its connection for the poll's timeout (10 s) plus the default
+        AiohttpRequest(connection_pool_size=2, read_timeout=5.0, proxy_url=proxy),
+    )
+
+
+def build_application(
+    settings: Settings, endpoint: BotEndpoint,
+    requests: tuple[AiohttpRequest, AiohttpRequest] | None = None,
+) -> TiplineApplication:
     """The PTB application talking to ``endpoint`` (handlers come with the services)."""
     context_types = ContextTypes(context=TiplineContext, bot_data=BotData)
+    calls, polling = requests or build_requests(settings)
     application = cast(TiplineApplication, (
         ApplicationBuilder()
         .token(endpoint.token)
@@ -126,9 +151,8 @@ def build_application(settings: Settings, endpoint: BotEndpoint) -> TiplineAppli
             private_window_seconds=settings.telegram_private_window_seconds,
         ))
         .concurrent_updates(True)
-        .request(AiohttpRequest(connection_pool_size=256))
-        # long polling holds its connection for the poll's timeout (10 s) plus the default
-        .get_updates_request(AiohttpRequest(connection_pool_size=2, read_timeout=5.0))
+        .request(calls)
+        .get_updates_request(polling)
         .build()
     ))
     return application
@@ -163,14 +187,30 @@ class TiplineRuntime:
         self.application: TiplineApplication | None = None
         self.web: WebServer | None = None
         self._inbox: WebhookInbox | None = None
+        self._requests: tuple[AiohttpRequest, AiohttpRequest] | None = None
+        self._stopped = False
 
     async def start(self) -> None:
+        """Start everything; on failure, close what was opened and raise. A wrong Bot API
+        URL or token, or a web port in use, is a :class:`SettingsError` with one sentence."""
+        self._stopped = False
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         quiet_identity_bearing_loggers()
-        application = build_application(self.settings, self.endpoint)
+        self._requests = build_requests(self.settings)
+        application = build_application(self.settings, self.endpoint, self._requests)
         self.application = application
         self.services = await build_services(self.settings, self._secret_key, application.bot)
         attach_services(application, self.services)
-        await application.initialize()
+        try:
+            await application.initialize()
+        except TelegramError:
+            raise SettingsError(await self._explain_get_me_failure()) from None
         await handlers.set_command_menus(application, self.services.translator)
         await application.start()
         self.services.outbox.start(TelegramTransport(application.bot))
@@ -179,7 +219,15 @@ class TiplineRuntime:
             self._inbox = WebhookInbox(self.services.db, application, self._secret_key)
             await self._inbox.attach()
         self.web = WebServer(self.settings, inbox=self._inbox)
-        await self.web.start()
+        try:
+            await self.web.start()
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            raise SettingsError(
+                f"Port {self.settings.web_port} on {self.settings.web_host} is already in use: "
+                "set TIPLINE_WEB_PORT to a free port (0 picks any)."
+            ) from None
         if webhook_mode:
             assert self.settings.webhook_url is not None and self.settings.webhook_secret
             await application.bot.set_webhook(
@@ -197,7 +245,11 @@ class TiplineRuntime:
         log.info("bot started", extra={"mode": "webhook" if webhook_mode else "polling"})
 
     async def stop(self) -> None:
-        """Reverse order of start: stop taking updates in, finish what is in flight, close."""
+        """Reverse order of start: stop taking updates in, finish what is in flight, close.
+        Once: a failed start() has called it already."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self.services is not None:
             await self.services.outbox.stop()
         if self.web is not None:  # no webhook update may enter the queue once it is closing
@@ -215,4 +267,45 @@ class TiplineRuntime:
         if self.services is not None:
             self.services.pictures.close()  # after the handlers that wait for it
             await self.services.db.close()
+        if self._requests is not None:  # PTB leaves them open when its initialize() failed
+            for request in self._requests:
+                await request.shutdown()
+            self._requests = None
         log.info("bot stopped")
+
+    async def _explain_get_me_failure(self) -> str:
+        """One sentence on why getMe failed, from a plain getMe of our own (PTB's error
+        texts hold the token, or only "Invalid server response")."""
+        url = self.endpoint.api_url
+        probe = AiohttpRequest(connection_pool_size=1, proxy_url=_proxy_url(self.settings))
+        await probe.initialize()
+        try:
+            status, body = await probe.do_request(
+                f"{self.endpoint.base_url}{self.endpoint.token}/getMe", "POST"
+            )
+        except TelegramError as error:  # TimedOut, NetworkError
+            via = " through TIPLINE_PROXY_URL" if _proxy_url(self.settings) else ""
+            what = "no answer in time" if isinstance(error, TimedOut) else error.message
+            return (
+                f"Start-up failed: the Bot API at {url} could not be reached{via} ({what}): "
+                "check TIPLINE_BOT_API_URL and the network."
+            )
+        finally:
+            await probe.shutdown()
+        try:
+            reply = json.loads(body)
+            description = str(reply["description"]) if not reply.get("ok") else "ok"
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return (
+                f"Start-up failed: the server at {url} answered getMe with HTTP {status} and "
+                "no Bot API reply: check TIPLINE_BOT_API_URL."
+            )
+        if status == HTTPStatus.UNAUTHORIZED:
+            return (
+                f"Start-up failed: the Bot API at {url} refused the token (HTTP 401 "
+                f"{description}): check TIPLINE_TELEGRAM_TOKEN."
+            )
+        return (
+            f"Start-up failed: the Bot API at {url} answered getMe with HTTP {status} "
+            f"({description}): check TIPLINE_BOT_API_URL and TIPLINE_TELEGRAM_TOKEN."
+        )

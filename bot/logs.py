@@ -129,10 +129,12 @@ def protect_logs() -> None:
 
 
 # Libraries whose DEBUG records carry whole API payloads (user ids, names, message text) or
-# URLs with the bot token: never below these levels, whatever TIPLINE_LOG_LEVEL says.
+# URLs with the bot token, or every SQL statement with its bound values (aiosqlite): never
+# below these levels, whatever TIPLINE_LOG_LEVEL says.
 IDENTITY_BEARING_LOGGERS = {
     "telegram": logging.INFO, "httpx": logging.WARNING, "httpcore": logging.WARNING,
     "aiohttp.access": logging.WARNING, "apscheduler": logging.WARNING,
+    "aiosqlite": logging.INFO,
 }
 
 

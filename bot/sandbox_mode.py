@@ -7,6 +7,7 @@ officer in the police group, and shows every message the bot sends.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import secrets
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 from bot.app import BotEndpoint, TiplineRuntime
 from bot.domain.linking import GroupLinking
 from bot.sandbox import BotApiSandbox, RateLimits, SandboxChat, SandboxUser
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,18 @@ async def run_sandbox(
     sandbox = BotApiSandbox(
         bot_username=SANDBOX_BOT_USERNAME,
         limits=RateLimits(enabled=rate_limits and settings.sandbox_rate_limits),
+        time_zone=settings.timezone,
     )
-    await sandbox.start(settings.sandbox_host, settings.sandbox_port if port is None else port)
+    chosen = settings.sandbox_port if port is None else port
+    try:
+        await sandbox.start(settings.sandbox_host, chosen)
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        raise SettingsError(
+            f"Port {chosen} on {settings.sandbox_host} is already in use: start the sandbox "
+            "on another one with --port or TIPLINE_SANDBOX_PORT."
+        ) from None
     demo = seed_demo(sandbox)
     settings = settings.model_copy(update={
         "admin_ids": [*settings.admin_ids, demo.admin.id],

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         default=OFFICIAL_BOT_API_URL,
         description="Base URL of any Bot API-compatible server (files under <url>/file/bot...).",
     )
+    proxy_url: SecretStr | None = Field(
+        default=None,
+        description="HTTP proxy for Bot API calls and file downloads (http://[user:pass@]host:port).",
+    )
     database_url: str = Field(
         default="sqlite+aiosqlite:///data/tipline.db",
         description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+psycopg://...",
@@ -72,11 +76,6 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=0, le=65535)
 
-    sqlite_threads: bool = Field(
-        default=False,
-        description="Run SQLite calls in aiosqlite's threads instead of on the event loop "
-        "(slower; see storage/sqlite_inline.py).",
-    )
     membership_cache_seconds: float = Field(
         default=60.0, ge=0, description="How long a group-membership answer is trusted."
     )
@@ -121,6 +120,17 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
 
+    @field_validator("proxy_url")
+    @classmethod
+    def _proxy(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not re.match(r"^https?://[^/\s]+/?$", value.get_secret_value().strip()):
+            raise ValueError(
+                "must be an http:// or https:// proxy URL such as http://proxy.local:3128"
+            )
+        return SecretStr(value.get_secret_value().strip())
+
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str) -> str:
@@ -128,7 +138,10 @@ class Settings(BaseSettings):
             # one URL for everything: psycopg 3 is both sync (Alembic) and async (the app)
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+psycopg://")):
-            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+psycopg://")
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+psycopg:// "
+                "(postgresql:// is accepted too)"
+            )
         return value
 
     @model_validator(mode="after")
@@ -137,19 +150,14 @@ class Settings(BaseSettings):
             self.webhook_secret.get_secret_value()
         ):
             raise ValueError("TIPLINE_WEBHOOK_SECRET must be 1-256 characters of A-Z a-z 0-9 _ -")
+        if self.secret_key is not None:  # the same rules in sandbox mode, when one is given
+            _check_secret_key(self.secret_key.get_secret_value())
         if self.sandbox:
             return self
         if self.secret_key is None:
             raise ValueError(
                 "TIPLINE_SECRET_KEY is required when TIPLINE_TELEGRAM_TOKEN is set "
                 f"(at least {MIN_SECRET_KEY_LENGTH} random characters)"
-            )
-        key = self.secret_key.get_secret_value()
-        if key.strip().lower() in _PLACEHOLDER_SECRETS or len(set(key)) < 8:
-            raise ValueError("TIPLINE_SECRET_KEY is a placeholder: generate a random one")
-        if len(key) < MIN_SECRET_KEY_LENGTH:
-            raise ValueError(
-                f"TIPLINE_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters long"
             )
         if self.webhook_url and self.webhook_secret is None:
             raise ValueError("TIPLINE_WEBHOOK_SECRET is required when TIPLINE_WEBHOOK_URL is set")
@@ -163,6 +171,21 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+def _check_secret_key(key: str) -> None:
+    if key.strip().lower() in _PLACEHOLDER_SECRETS:
+        raise ValueError("TIPLINE_SECRET_KEY is a placeholder: generate a random one")
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ValueError(
+            f"TIPLINE_SECRET_KEY is too short ({len(key)} characters): it must be at least "
+            f"{MIN_SECRET_KEY_LENGTH} random characters"
+        )
+    if len(set(key)) < 8:
+        raise ValueError(
+            "TIPLINE_SECRET_KEY looks like a placeholder (a few characters repeated): "
+            "generate a random one"
+        )
 
 
 def load_settings(**overrides: Any) -> Settings:

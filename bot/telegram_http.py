@@ -6,32 +6,47 @@ docs/benchmarks.md); a bot that answers a button, sends a receipt and posts a ca
 three or four calls per tip, so this is a large share of a tip's cost. aiohttp's client
 does the same calls for a fraction of it. Behaviour follows ``HTTPXRequest``: form
 fields (or multipart with files), the four timeouts, ``TimedOut``/``NetworkError``.
+Only PTB's public request API is used (``BaseRequest``, ``RequestData``,
+``BaseRequest.DEFAULT_NONE``).
+
+``proxy_url``: every call and file download goes through this HTTP proxy (police networks
+often sit behind one); credentials in it (``http://user:pass@host:3128``) are sent as
+``Proxy-Authorization``. An ``https://`` Bot API URL is tunnelled through it (CONNECT). The
+proxy's URL is never put in an error text (it may hold a password).
 """
 
 from __future__ import annotations
 
+import json
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-from telegram._utils.defaultvalue import DefaultValue
-from telegram._utils.types import ODVInput
-from telegram.error import NetworkError, TimedOut
+from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
+from yarl import URL
 
 DEFAULT_TIMEOUTS = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 1.0}
 MEDIA_WRITE_TIMEOUT = 20.0
 DOWNLOAD_READ_TIMEOUT = 20.0  # between two reads of a file download
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+# what PTB passes for a timeout: seconds, None (no limit) or BaseRequest.DEFAULT_NONE ("not
+# given": ours applies)
+Timeout = Any
 
 
 class AiohttpRequest(BaseRequest):
     """One ``aiohttp.ClientSession`` with a bounded connection pool."""
 
     def __init__(
-        self, *, connection_pool_size: int = 256, read_timeout: float | None = 5.0
+        self, *, connection_pool_size: int = 256, read_timeout: float | None = 5.0,
+        proxy_url: str | None = None,
     ) -> None:
         self._pool_size = connection_pool_size
         self._read_timeout = read_timeout
+        # aiohttp sends the URL's credentials as Proxy-Authorization (plain requests) or
+        # with the CONNECT (https:// targets)
+        self._proxy = URL(proxy_url) if proxy_url else None
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -59,10 +74,10 @@ class AiohttpRequest(BaseRequest):
         url: str,
         method: str,
         request_data: RequestData | None = None,
-        read_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-        write_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-        connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-        pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        read_timeout: Timeout = BaseRequest.DEFAULT_NONE,
+        write_timeout: Timeout = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Timeout = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Timeout = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
         if self._session is None or self._session.closed:
             raise RuntimeError("This AiohttpRequest is not initialized!")
@@ -90,7 +105,7 @@ class AiohttpRequest(BaseRequest):
             body, headers = form, None
         try:
             async with self._session.request(
-                method, url, data=body, headers=headers, timeout=timeout
+                method, url, data=body, headers=headers, timeout=timeout, proxy=self._proxy,
             ) as response:
                 return response.status, await response.read()
         # the errors' texts can hold the request URL, which holds the bot token: not kept
@@ -99,6 +114,19 @@ class AiohttpRequest(BaseRequest):
         except aiohttp.ClientError as error:
             raise NetworkError(f"aiohttp.{type(error).__name__}") from None
 
+
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> dict[str, Any]:
+        """As PTB's, but a reply that is not JSON (a web page from a wrong
+        TIPLINE_BOT_API_URL, a proxy's error page) is not logged with its text and a
+        traceback: the text could hold anything, and the caller says what went wrong."""
+        try:
+            parsed = json.loads(payload.decode("utf-8", "replace"))
+        except ValueError:
+            raise TelegramError("Invalid server response") from None
+        if not isinstance(parsed, dict):
+            raise TelegramError("Invalid server response")
+        return parsed
 
     async def download(self, url: str, max_bytes: int) -> bytes:
         """GET a file's bytes, reading no more than ``max_bytes``: :class:`DownloadTooLarge`
@@ -111,7 +139,9 @@ class AiohttpRequest(BaseRequest):
             sock_connect=DEFAULT_TIMEOUTS["connect"], sock_read=DOWNLOAD_READ_TIMEOUT,
         )
         try:
-            async with self._session.get(url, timeout=timeout) as response:
+            async with self._session.get(
+                url, timeout=timeout, proxy=self._proxy
+            ) as response:
                 if response.status != 200:
                     raise NetworkError(f"file download failed: HTTP {response.status}")
                 if (response.content_length or 0) > max_bytes:
@@ -133,8 +163,10 @@ class DownloadTooLarge(Exception):
     """A download went past its byte limit (the argument: bytes announced or received)."""
 
 
-def _value(given: ODVInput[float], default: float | None) -> float | None:
-    return default if isinstance(given, DefaultValue) else given
+def _value(given: Timeout, default: float | None) -> float | None:
+    """A timeout PTB passed (seconds or None: no limit), else ``default`` (PTB's
+    ``BaseRequest.DEFAULT_NONE`` or any other "not given" marker)."""
+    return float(given) if isinstance(given, int | float) else None if given is None else default
 
 
 def _add(a: float | None, b: float | None) -> float | None:

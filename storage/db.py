@@ -19,48 +19,36 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.sqlite_inline import inline_connector
-
 _BEGIN_OPTION = "tipline_begin"
 _SYNC_OPTION = "tipline_synchronous"
+# while another process holds SQLite's write lock (a CLI ``geo import``), BEGIN IMMEDIATE
+# waits up to this long in SQLite's busy handler: in aiosqlite's worker thread of that
+# connection, so the event loop goes on meanwhile (tests/test_db.py)
 SQLITE_BUSY_TIMEOUT_MS = 15_000
-# inline SQLite (storage/sqlite_inline.py): SQLite's busy handler would sleep on the event
-# loop, so it waits only briefly and ``transaction()`` retries the BEGIN with asyncio sleeps
-INLINE_BUSY_TIMEOUT_MS = 20
-INLINE_BUSY_RETRY_SECONDS = 0.05
 SQLITE_POOL_SIZE = 16
 
 
 class Database:
     """Owns the engine; hands out sessions for reading and transactions for writing."""
 
-    def __init__(self, url: str, *, echo: bool = False, sqlite_threads: bool = False) -> None:
-        """``sqlite_threads``: run SQLite calls in aiosqlite's worker threads instead of on
-        the event loop (see storage/sqlite_inline.py)."""
+    def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         # SQLite has one writer at a time: writers of this process queue on a lock instead
         # of sleeping in SQLite's busy handler (other processes still get busy_timeout)
         self._write_lock: asyncio.Lock | None = None
-        self.sqlite_inline = False
         self.busy_timeout_ms = SQLITE_BUSY_TIMEOUT_MS
         if self.is_sqlite:
-            database = _ensure_sqlite_dir(url)
-            self.sqlite_inline = not sqlite_threads and database is not None
-            inline = {"async_creator": inline_connector(database)} if database and \
-                self.sqlite_inline else {}
+            _ensure_sqlite_dir(url)
             self.engine: AsyncEngine = create_async_engine(
                 url, echo=echo, hide_parameters=True,
-                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                # transactions are ours (BEGIN [IMMEDIATE] in the "begin" event below): the
+                # sqlite3 module's own transaction handling is off from the start
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "isolation_level": None},
                 pool_size=SQLITE_POOL_SIZE, max_overflow=0,  # no connect/PRAGMA churn
-                **inline,
-            )
-            self.busy_timeout_ms = (
-                INLINE_BUSY_TIMEOUT_MS if self.sqlite_inline else SQLITE_BUSY_TIMEOUT_MS
             )
             _install_sqlite_pragmas(self.engine, self.busy_timeout_ms)
             self._write_lock = asyncio.Lock()
@@ -99,27 +87,10 @@ class Database:
                 AsyncSession(engine, expire_on_commit=False)
             )
             await stack.enter_async_context(session.begin())
-            if self.sqlite_inline:
-                await _begin_when_free(session)
             yield session
 
     async def close(self) -> None:
         await self.engine.dispose()
-
-
-async def _begin_when_free(session: AsyncSession) -> None:
-    """BEGIN IMMEDIATE now; while another process holds the write lock, wait with the event
-    loop free (up to SQLITE_BUSY_TIMEOUT_MS in all, as the threaded driver would)."""
-    deadline = asyncio.get_running_loop().time() + SQLITE_BUSY_TIMEOUT_MS / 1000
-    while True:
-        try:
-            await session.connection()  # the "begin" event below emits BEGIN IMMEDIATE
-            return
-        except OperationalError as error:
-            locked = "locked" in str(error) or "busy" in str(error)
-            if not locked or asyncio.get_running_loop().time() > deadline:
-                raise
-        await asyncio.sleep(INLINE_BUSY_RETRY_SECONDS)
 
 
 def _ensure_sqlite_dir(url: str) -> str | None:
@@ -137,7 +108,7 @@ def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # take transaction control away from the sqlite3 module: we emit BEGIN ourselves
-        # (inline connections are opened that way already)
+        # (connections are opened that way already, see connect_args)
         if dbapi_connection.isolation_level is not None:
             dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -151,6 +122,8 @@ def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
         options = connection.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return  # each statement commits on its own: no BEGIN (e.g. VACUUM)
         # SQLite refuses to change the level inside a transaction: before BEGIN, and only
         # when it differs from the connection's current one
         level = options.get(_SYNC_OPTION, "NORMAL")

@@ -4,9 +4,10 @@ IMMEDIATE + WAL + busy timeout; PostgreSQL: row lock taken by the update)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, insert, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -46,43 +47,43 @@ async def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
         await db.close()
 
 
-async def test_sqlite_calls_run_on_the_event_loop_unless_threads_are_asked_for(
-    sqlite_url: str,
-) -> None:
-    """The default SQLite engine makes its calls inline (no aiosqlite worker thread per
-    connection, see storage/sqlite_inline.py); ``sqlite_threads=True`` keeps aiosqlite's."""
-    import threading
+async def test_an_autocommit_connection_works(database: Database) -> None:
+    """SQLAlchemy's ``isolation_level="AUTOCOMMIT"`` (e.g. for VACUUM, or PostgreSQL's
+    CREATE INDEX CONCURRENTLY): each statement is committed at once, visible to another
+    connection while this one is still open. (With the former inline SQLite driver this
+    connection never came back.)"""
 
-    from storage.models import SQLModel
+    async def use_autocommit() -> int:
+        async with database.engine.connect() as plain:
+            connection = await plain.execution_options(isolation_level="AUTOCOMMIT")
+            now = datetime.now(UTC)
+            await connection.execute(insert(Resident).values(
+                pseudonym="auto", last_commune_code=3, subscribed=False,
+                created_at=now, updated_at=now,
+            ))
+            async with database.session() as other:  # another pooled connection
+                row = await other.get(Resident, "auto")
+                assert row is not None and row.last_commune_code == 3
+            if database.is_sqlite:
+                await connection.execute(text("VACUUM"))  # refused inside a transaction
+            return int((await connection.execute(text("SELECT 1"))).scalar_one())
 
-    async def threads_while_used(db: Database, who: str) -> int:
-        async with db.engine.begin() as connection:
-            await connection.run_sync(SQLModel.metadata.create_all)
-        async with db.transaction() as session:
-            session.add(Resident(pseudonym=who, last_commune_code=1))
-        async with db.session() as session:
-            row = await session.get(Resident, who)
-            assert row is not None and row.last_commune_code == 1
-            return threading.active_count()
-
-    before = threading.active_count()
-    inline = Database(sqlite_url)
-    try:
-        assert await threads_while_used(inline, "inline") == before
-    finally:
-        await inline.close()
-    threaded = Database(sqlite_url, sqlite_threads=True)
-    try:
-        assert await threads_while_used(threaded, "threaded") > before
-    finally:
-        await threaded.close()
+    assert await asyncio.wait_for(use_autocommit(), 10) == 1
+    async with database.transaction() as session:  # the pool's connections still work
+        row = await session.get(Resident, "auto")
+        assert row is not None
+        row.last_commune_code = 4
+    async with database.session() as session:
+        row = await session.get(Resident, "auto")
+    assert row is not None and row.last_commune_code == 4
 
 
 async def test_a_write_waiting_for_another_process_leaves_the_event_loop_free(
     sqlite_url: str,
 ) -> None:
-    """Inline SQLite: while another program holds the write lock, our write waits with the
-    loop running (other work goes on), then goes through once the lock is free."""
+    """While another program holds SQLite's write lock, our write waits (in SQLite's busy
+    handler, in aiosqlite's thread) with the loop running (other work goes on), then goes
+    through once the lock is free."""
     import sqlite3
 
     from sqlalchemy.engine import make_url

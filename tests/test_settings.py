@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from bot.settings import SettingsError, load_settings
 
+ROOT = Path(__file__).resolve().parents[1]
 GOOD_KEY = "k3Jx9-QpL2mZ7vB4nR8tW1yE6uA0sD5fG"
 
 
@@ -53,12 +55,21 @@ def test_dotenv_file_is_read(tmp_path) -> None:
     [
         ({"TIPLINE_TELEGRAM_TOKEN": "1:a"}, "TIPLINE_SECRET_KEY is required"),
         ({"TIPLINE_TELEGRAM_TOKEN": "1:a", "TIPLINE_SECRET_KEY": "changeme"}, "placeholder"),
-        ({"TIPLINE_TELEGRAM_TOKEN": "1:a", "TIPLINE_SECRET_KEY": "aB3$" * 4}, "placeholder"),
+        ({"TIPLINE_TELEGRAM_TOKEN": "1:a", "TIPLINE_SECRET_KEY": "aB3$" * 8}, "placeholder"),
         ({"TIPLINE_TELEGRAM_TOKEN": "1:a", "TIPLINE_SECRET_KEY": "abcdefghij"}, "at least 32"),
+        # a short key is called short, not a placeholder (issue 9.5.6)
+        (
+            {"TIPLINE_TELEGRAM_TOKEN": "1:a", "TIPLINE_SECRET_KEY": "short"},
+            "TIPLINE_SECRET_KEY is too short (5 characters): it must be at least 32",
+        ),
+        # the same rules in sandbox mode (no token) when a key is given
+        ({"TIPLINE_SECRET_KEY": "short"}, "TIPLINE_SECRET_KEY is too short (5 characters)"),
+        ({"TIPLINE_SECRET_KEY": "changeme"}, "placeholder"),
         ({"TIPLINE_ADMIN_IDS": "12,bob"}, "TIPLINE_ADMIN_IDS"),
         ({"TIPLINE_TIMEZONE": "Mars/Olympus"}, "unknown time zone"),
-        ({"TIPLINE_DATABASE_URL": "mysql://x"}, "TIPLINE_DATABASE_URL"),
+        ({"TIPLINE_DATABASE_URL": "mysql://x"}, "(postgresql:// is accepted too)"),
         ({"TIPLINE_BOT_API_URL": "ftp://x"}, "TIPLINE_BOT_API_URL"),
+        ({"TIPLINE_PROXY_URL": "socks5://127.0.0.1:1080"}, "TIPLINE_PROXY_URL must be an http"),
         ({"TIPLINE_WEB_PORT": "99999"}, "TIPLINE_WEB_PORT"),
         ({"TIPLINE_WEBHOOK_SECRET": "has spaces!"}, "TIPLINE_WEBHOOK_SECRET"),
         (
@@ -79,6 +90,24 @@ def test_bad_settings_give_one_sentence(
     assert sentence in message
     assert message.startswith("Configuration error:")
     assert "\n" not in message
+    if "too short" in sentence:
+        assert "placeholder" not in message
+
+
+def test_cli_check_config_refuses_a_short_key_in_sandbox_mode(tmp_path) -> None:
+    """Sandbox mode applies the key rules too: a 5-character key is refused, not used."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TIPLINE_SECRET_KEY": "short",
+           "PYTHONPATH": str(ROOT)}  # this checkout's code, whatever is installed
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "check-config"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "Configuration error: TIPLINE_SECRET_KEY is too short (5 characters): it must be at "
+        "least 32 random characters."
+    )
+    assert result.stdout == ""
 
 
 def test_cli_prints_the_sentence_not_a_traceback(tmp_path) -> None:

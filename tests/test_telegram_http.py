@@ -4,7 +4,11 @@ PTB's errors (which the outbox turns into retries)."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -76,3 +80,112 @@ async def test_a_slow_server_is_a_timeout_and_a_closed_port_a_network_error() ->
     finally:
         await request.shutdown()
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def bot_api_and_proxy() -> AsyncIterator[tuple[str, str, list[tuple[str, str, str | None]]]]:
+    """A tiny Bot API (getMe, files) and a forward HTTP proxy in front of it: yields the API's
+    URL, the proxy's URL (with credentials) and what the proxy relayed."""
+    from aiohttp import ClientSession
+
+    async def bot_api(request: web.Request) -> web.Response:
+        if request.path.startswith("/file/"):
+            return web.Response(body=b"\xff\xd8picture-bytes")
+        if request.path.endswith("/getUpdates"):
+            return web.json_response({"ok": True, "result": []})
+        return web.json_response({"ok": True, "result": {
+            "id": 42, "is_bot": True, "first_name": "Tipline", "username": "tipline_bot"}})
+
+    target = web.Application()
+    target.router.add_route("*", "/{tail:.*}", bot_api)
+    target_runner = web.AppRunner(target)
+    await target_runner.setup()
+    await web.TCPSite(target_runner, "127.0.0.1", 0).start()
+    api = f"http://127.0.0.1:{target_runner.addresses[0][1]}"
+    relayed: list[tuple[str, str, str | None]] = []
+
+    async def forward(request: web.BaseRequest) -> web.Response:
+        # a forward proxy gets the absolute URL as the request target
+        relayed.append((request.method, request.raw_path,
+                        request.headers.get("Proxy-Authorization")))
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() not in {"host", "proxy-authorization", "proxy-connection",
+                                        "content-length", "transfer-encoding"}}
+        async with ClientSession() as session, session.request(
+            request.method, request.raw_path, data=await request.read(), headers=headers
+        ) as answer:
+            return web.Response(body=await answer.read(), status=answer.status,
+                                content_type=answer.content_type)
+
+    proxy_runner = web.ServerRunner(web.Server(forward))
+    await proxy_runner.setup()
+    await web.TCPSite(proxy_runner, "127.0.0.1", 0).start()
+    proxy = f"http://officer:s3cret@127.0.0.1:{proxy_runner.addresses[0][1]}"
+    try:
+        yield api, proxy, relayed
+    finally:
+        await proxy_runner.cleanup()
+        await target_runner.cleanup()
+
+
+CREDENTIALS = "Basic " + base64.b64encode(b"officer:s3cret").decode()
+
+
+async def test_calls_and_downloads_go_through_the_configured_proxy() -> None:
+    """``proxy_url``: a Bot API call made by PTB and a file download both go through a
+    forward HTTP proxy (a local aiohttp one here), with the URL's credentials as
+    Proxy-Authorization; without it the proxy sees nothing."""
+    from telegram import Bot
+
+    async def use(api: str, request: AiohttpRequest) -> tuple[str | None, bytes]:
+        bot = Bot("123:abc", base_url=f"{api}/bot", request=request,
+                  get_updates_request=AiohttpRequest(connection_pool_size=1))
+        async with bot:
+            me = await bot.get_me()
+            picture = await request.download(f"{api}/file/bot123:abc/photos/1.jpg", 10_000)
+        return me.username, picture
+
+    async with bot_api_and_proxy() as (api, proxy, relayed):
+        assert await use(api, AiohttpRequest()) == ("tipline_bot", b"\xff\xd8picture-bytes")
+        assert relayed == []  # no proxy configured: straight to the server
+        assert await use(api, AiohttpRequest(proxy_url=proxy)) == (
+            "tipline_bot", b"\xff\xd8picture-bytes")
+    assert relayed == [  # getMe: Bot.initialize(), then ours
+        ("POST", f"{api}/bot123:abc/getMe", CREDENTIALS),
+        ("POST", f"{api}/bot123:abc/getMe", CREDENTIALS),
+        ("GET", f"{api}/file/bot123:abc/photos/1.jpg", CREDENTIALS),
+    ]
+
+
+async def test_the_bot_uses_tipline_proxy_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``TIPLINE_PROXY_URL`` reaches the application the runtime builds: its Bot API calls,
+    long polling included, go through the proxy."""
+    from bot.app import BotEndpoint, build_application
+    from bot.settings import load_settings
+
+    monkeypatch.chdir(Path(__file__).parent)  # no stray .env
+    async with bot_api_and_proxy() as (api, proxy, relayed):
+        settings = load_settings(
+            telegram_token="123:abc", secret_key="k3Jx9-QpL2mZ7vB4nR8tW1yE6uA0sD5fG",
+            bot_api_url=api, proxy_url=proxy,
+        )
+        application = build_application(settings, BotEndpoint("123:abc", settings.bot_api_url))
+        async with application.bot:
+            await application.bot.get_updates(timeout=0)
+    assert [(method, path) for method, path, _ in relayed] == [
+        ("POST", f"{api}/bot123:abc/getMe"), ("POST", f"{api}/bot123:abc/getUpdates")]
+    assert {credentials for _, _, credentials in relayed} == {CREDENTIALS}
+
+
+def test_only_the_public_request_api_of_ptb_is_used() -> None:
+    """No ``telegram._…`` (private) module is imported: PTB may change those any release."""
+    import ast
+
+    import bot.telegram_http
+
+    tree = ast.parse(Path(bot.telegram_http.__file__).read_text())
+    modules = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    modules += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names]
+    assert [m for m in modules if m.startswith("telegram")] == ["telegram.error",
+                                                                "telegram.request"]

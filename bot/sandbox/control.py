@@ -97,7 +97,8 @@ class ControlApi:
         return self.sb.world
 
     async def state(self, request: web.Request) -> web.StreamResponse:
-        return _json(views.state_view(self.world, self.sb.bot_user.to_json()))
+        view = views.state_view(self.world, self.sb.bot_user.to_json())
+        return _json({**view, "time_zone": self.sb.time_zone})
 
     async def create_user(self, request: web.Request) -> web.StreamResponse:
         data = await _body(request)

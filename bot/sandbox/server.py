@@ -50,8 +50,11 @@ class BotApiSandbox:
         bot_username: str = "tipline_sandbox_bot",
         bot_first_name: str = "Hòm thư an ninh",
         limits: RateLimits | None = None,
+        time_zone: str = "Asia/Ho_Chi_Minh",
     ) -> None:
+        """``time_zone``: the page shows message times in it, 24 h (as the bot's texts)."""
         self.token = token
+        self.time_zone = time_zone
         bot_id = int(token.split(":", 1)[0]) if token.split(":", 1)[0].isdigit() else 123456
         self.bot_user = SandboxUser(
             bot_id, bot_first_name, username=bot_username, language_code=None, is_bot=True
@@ -88,7 +91,11 @@ class BotApiSandbox:
         runner = web.AppRunner(self.make_app(), shutdown_timeout=1.0, handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:  # e.g. the port is taken
+            await runner.cleanup()
+            raise
         self._runner = runner
         bound_port = runner.addresses[0][1] if runner.addresses else port
         self.url = f"http://{host}:{bound_port}"

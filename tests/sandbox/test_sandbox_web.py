@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -128,3 +132,76 @@ async def test_buttons_groups_and_transcript_long_poll(
     assert len(calls) == 1 and calls[0]["ok"] is True
     updates = await call(http, "GET", "/updates")
     assert any("callback_query" in u for u in updates)
+
+
+HARNESS = Path(__file__).with_name("page_harness.js")
+APP_JS = Path(__file__).parents[2] / "bot" / "sandbox" / "static" / "app.js"
+needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+
+
+async def open_page(sandbox: BotApiSandbox, hash_: str, scenario: str = "") -> Any:
+    """What the page shows after loading with ``#hash_`` (and a scenario): app.js run by
+    Node with a minimal DOM against this sandbox over HTTP (tests/sandbox/page_harness.js)."""
+    node = shutil.which("node")
+    assert node is not None
+    process = await asyncio.create_subprocess_exec(
+        node, str(HARNESS), str(APP_JS), sandbox.url, hash_, scenario,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    return json.loads(stdout)
+
+
+@needs_node
+async def test_opening_a_group_keeps_who_you_are_and_says_you_are_not_in_it(
+    sandbox: BotApiSandbox,
+) -> None:
+    """"You are" Dung, who is not in the police group: opening it does not switch to a
+    member (a press would be recorded as someone else); the page says so, its buttons are
+    off, and offers the members to act as. Times are ICT, 24 h."""
+    dung = sandbox.create_user("Dung")
+    officer = sandbox.create_user("Minh", last_name="Trần")
+    group = sandbox.create_group("Công an xã Phúc Khánh", admins=[officer.id])
+    async with Bot(sandbox.token, base_url=sandbox.base_url) as bot:
+        card = await bot.send_message(group.id, "Tin báo", reply_markup=InlineKeyboardMarkup(
+            [[InlineKeyboardButton("Nhận", callback_data="t:1:ack")]]))
+    ict = card.date.astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%H:%M")  # 24 h
+
+    seen = await open_page(sandbox, f"#chat={group.id}&me={dung.id}", "act-as")
+    opened = seen["opened"]
+    assert opened["me"] == dung.id
+    assert opened["notice"].startswith("You are Dung, who is not in this group: Dung cannot "
+                                       "write or press buttons here.")
+    assert opened["actAs"] == ["Minh Trần ★"]
+    assert opened["buttons"] == [{"text": "Nhận", "disabled": True}]
+    assert opened["times"] == [ict]
+    after = seen["after"]  # pressed "Minh Trần ★": now acting as the officer
+    assert after["me"] == officer.id and after["notice"].startswith("Privacy mode")
+    assert after["buttons"] == [{"text": "Nhận", "disabled": False}]
+
+
+@needs_node
+async def test_reloading_the_page_does_not_replay_an_old_popup(sandbox: BotApiSandbox) -> None:
+    dung = sandbox.create_user("Dung")
+    async with Bot(sandbox.token, base_url=sandbox.base_url) as bot:
+        await sandbox.send_text(dung.id, "/start")
+        prompt = await bot.send_message(dung.id, "Loại sự việc?", reply_markup=(
+            InlineKeyboardMarkup([[InlineKeyboardButton("Trộm cắp", callback_data="c:theft")]])))
+        first = await sandbox.press_button(dung.id, dung.id, prompt.message_id, "c:theft")
+        await bot.answer_callback_query(first, "Đã chọn: Trộm cắp")
+
+        async def answer_the_next_press() -> None:
+            while True:
+                waiting = [q.id for q in sandbox.world.callbacks.values()
+                           if q.answer is None and q.id != first]
+                if waiting:
+                    await bot.answer_callback_query(waiting[0], "Đã chọn lại")
+                    return
+                await asyncio.sleep(0.05)
+
+        answering = asyncio.create_task(answer_the_next_press())
+        seen = await open_page(sandbox, f"#chat={dung.id}&me={dung.id}", "press-again")
+        await asyncio.wait_for(answering, 5)
+    assert seen["opened"]["toast"] is None  # the old answer is not shown again
+    assert seen["after"]["toast"] == "Đã chọn lại"  # a new one is

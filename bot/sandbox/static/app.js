@@ -177,11 +177,9 @@ function selectChat(chatId) {
   ui.forceReplySeen = Number.MAX_SAFE_INTEGER;  // do not jump into old ForceReply prompts
   ui.dismissedKeyboard = null;
   const chat = chatById(chatId);
+  // a private chat is its user's; in a group "You are" stays as it is: when that user is not a
+  // member, the notice says so and offers the members to act as (never switched silently)
   if (chat?.type === "private") ui.me = chatId;
-  else if (chat && !isPresent(chat.members[String(ui.me)])) {
-    const member = Object.entries(chat.members).find(([, status]) => isPresent(status));
-    if (member) ui.me = Number(member[0]);
-  }
   $("chats").classList.remove("open");
   history.replaceState(null, "", `#chat=${chatId}&me=${ui.me}`);
   renderUsers();
@@ -193,7 +191,11 @@ function selectChat(chatId) {
 // ---- transcript -----------------------------------------------------------------------------
 
 function timeOf(date) {
-  return new Date(date * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  // 24 h in the bot's time zone (ICT by default), like the times in the bot's own texts
+  return new Date(date * 1000).toLocaleTimeString("en-GB", {
+    hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+    timeZone: ui.data?.time_zone || "Asia/Ho_Chi_Minh",
+  });
 }
 
 function personName(user) {
@@ -245,6 +247,10 @@ function keyboardNode(m) {
         return el("a", { href: href || "#", target: "_blank", rel: "noopener" }, `${button.text} ↗`);
       }
       if (button.callback_data !== undefined) {
+        if (!canAct(m.chat)) {
+          return el("button", { type: "button", disabled: true,
+            title: `${personName(userById(ui.me)) || ui.me} is not in this group` }, button.text);
+        }
         return el("button", { type: "button", title: button.callback_data, onclick: (event) => {
           event.stopPropagation();
           pressButton(m, button.callback_data);
@@ -294,16 +300,30 @@ function messageNode(m) {
   return el("div", { class: `row ${fromBot ? "bot" : mine ? "mine" : "other"}` }, bubble);
 }
 
+function canAct(chat) {
+  const known = chatById(chat.id) || chat;
+  return known.type === "private" || isPresent((known.members || {})[String(ui.me)]);
+}
+
 function renderNotice(t) {
   const chat = t.chat;
   const notice = $("notice");
+  notice.replaceChildren();
   const user = chat.type === "private" ? userById(chat.id) : null;
   let text = "";
   if (user?.blocked) text = "You blocked the bot: its messages to you fail with 403.";
   else if (chat.migrated_to) text = `This group was upgraded; it continues as chat ${chat.migrated_to}.`;
   else if (!t.bot_present) text = `The bot is not in this group (${chat.bot_status}).`;
   else if (chat.type !== "private" && !isPresent(chat.members[String(ui.me)])) {
-    text = "You are not a member of this group: join it or pick another user.";
+    const name = personName(userById(ui.me)) || String(ui.me);
+    const present = Object.entries(chat.members).filter(([, status]) => isPresent(status));
+    notice.append(`You are ${name}, who is not in this group: ${name} cannot write or press `
+      + `buttons here. Join it${present.length ? ", or act as: " : "."}`,
+    ...present.map(([id, status]) => el("button", { type: "button", class: "small act-as",
+      onclick: () => actAs(Number(id)) },
+    `${personName(userById(Number(id))) || id}${status === "administrator" ? " ★" : ""}`)));
+    notice.hidden = false;
+    return;
   } else if (chat.type !== "private") {
     text = "Privacy mode: the bot only sees /commands, replies to its messages and service messages.";
   }
@@ -363,24 +383,26 @@ function applyForceReply(t) {
   }
 }
 
-function showAnswers(t) {
+function showAnswers(t, quiet) {
+  // quiet: the chat was just opened (or the page loaded): answers given before are not news
   for (const answer of t.answers) {
     if (ui.seenAnswers.has(answer.id)) continue;
     ui.seenAnswers.add(answer.id);
-    if (answer.user_id === ui.me && answer.answer?.text) toast(answer.answer.text, answer.answer.show_alert);
+    if (!quiet && answer.user_id === ui.me && answer.answer?.text) toast(answer.answer.text, answer.answer.show_alert);
   }
 }
 
 function renderTranscript(t) {
   const box = $("messages");
-  ui.stick = ui.shownVersion === -1 || box.scrollHeight - box.scrollTop - box.clientHeight < 60;
+  const opened = ui.shownVersion === -1;
+  ui.stick = opened || box.scrollHeight - box.scrollTop - box.clientHeight < 60;
   box.replaceChildren(...t.messages.map(messageNode));
   if (ui.stick) box.scrollTop = box.scrollHeight;
   renderHead(t);
   renderNotice(t);
   renderReplyKeyboard(t);
   applyForceReply(t);
-  showAnswers(t);
+  showAnswers(t, opened);
   const typing = $("typing");
   typing.hidden = !t.action;
   typing.textContent = t.action ? `${ui.data.bot.first_name} is ${t.action.replace(/_/g, " ")}…` : "";
@@ -469,6 +491,15 @@ function pickFile(kind, file) {
   $("caption-dialog").showModal();
 }
 
+function actAs(userId) {
+  ui.me = userId;
+  history.replaceState(null, "", `#chat=${ui.chatId}&me=${ui.me}`);
+  renderUsers();
+  const chat = chatById(ui.chatId);
+  if (chat?.type === "private") selectChat(ui.me);
+  else if (ui.transcript) renderTranscript(ui.transcript);
+}
+
 // ---- polling and wiring ---------------------------------------------------------------------
 
 async function refresh() {
@@ -507,13 +538,7 @@ function wire() {
     input.value = "";
     sendText(text);
   });
-  $("me").addEventListener("change", (event) => {
-    ui.me = Number(event.target.value);
-    history.replaceState(null, "", `#chat=${ui.chatId}&me=${ui.me}`);
-    const chat = chatById(ui.chatId);
-    if (chat?.type === "private") selectChat(ui.me);
-    else refreshTranscript(true);
-  });
+  $("me").addEventListener("change", (event) => actAs(Number(event.target.value)));
   $("reply-cancel").addEventListener("click", () => { ui.replyTo = null; renderReplyBar(); });
   $("attach-photo").addEventListener("click", () => $("photo-input").click());
   $("attach-file").addEventListener("click", () => $("file-input").click());
