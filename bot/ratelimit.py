@@ -14,7 +14,6 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram._utils.types import JSONDict
 from telegram.ext import AIORateLimiter
 
 SENDING_ENDPOINTS = frozenset({
@@ -65,13 +64,13 @@ class TiplineRateLimiter(AIORateLimiter):
 
     async def process_request(
         self,
-        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
         args: Any,
         kwargs: dict[str, Any],
         endpoint: str,
         data: dict[str, Any],
         rate_limit_args: int | None,
-    ) -> bool | JSONDict | list[JSONDict]:
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         chat_id = data.get("chat_id")
         if isinstance(chat_id, int) and chat_id > 0 and endpoint in SENDING_ENDPOINTS:
             await self._private_pacer(chat_id).acquire()
