@@ -45,6 +45,7 @@ from bot.webhook import WebhookInbox
 from scheduler.jobs import schedule_housekeeping
 from storage import migrate
 from storage.db import Database
+from storage.intake import IntakeStore
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Ser
         residents=ResidentPreferences(db),
         categories=categories,
         locator=locator,
-        intake=IntakeService(db, directory, categories, sealer, router),
+        intake=IntakeService(IntakeStore(db), directory, categories, sealer, router),
         tips=TipQueries(db),
         outbox=OutboxWorker(
             db, renderer, router, ReporterNotices(translator, sealer, directory)

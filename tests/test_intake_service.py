@@ -28,6 +28,7 @@ from bot.domain.retention import purge_reporter_links
 from bot.domain.routing import Router
 from bot.domain.sealing import ChatSealer, ReplyAddress, SealBroken
 from storage.db import Database
+from storage.intake import IntakeStore
 from storage.models import (
     Ban,
     Draft,
@@ -50,7 +51,8 @@ def directory() -> CommuneDirectory:
 @pytest.fixture
 def intake(database: Database, directory: CommuneDirectory) -> IntakeService:
     return IntakeService(
-        database, directory, Categories.load(), ChatSealer(SECRET), Router(ops_chat_id=None)
+        IntakeStore(database), directory, Categories.load(), ChatSealer(SECRET),
+        Router(ops_chat_id=None),
     )
 
 

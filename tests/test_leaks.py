@@ -38,6 +38,7 @@ from bot.logs import JsonFormatter
 from bot.sandbox import SandboxUser
 from bot.web import SECRET_HEADER
 from storage.db import Database
+from storage.intake import IntakeStore
 from storage.models import Ban, InboundUpdate, TipReporter, utcnow
 from tests.conftest import World
 from tests.test_webhook import SECRET, hooked  # noqa: F401  (the webhook-mode fixture)
@@ -329,7 +330,8 @@ async def test_a_ban_keeps_no_tip_code_after_the_reporter_link_is_purged(
     names the tip (nor pairs with its audit event by time or admin); it still bans."""
     secret = b"leak-test-secret-0123456789-abcdef"
     intake = IntakeService(
-        database, directory, Categories.load(), ChatSealer(secret), Router(ops_chat_id=None)
+        IntakeStore(database), directory, Categories.load(), ChatSealer(secret),
+        Router(ops_chat_id=None),
     )
 
     async def send(who: str, text: str) -> str:
