@@ -46,6 +46,7 @@ from scheduler.jobs import schedule_housekeeping
 from storage import migrate
 from storage.db import Database
 from storage.intake import IntakeStore
+from storage.triage import TriageStore
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Ser
         renderer=renderer,
         boundaries_version=version,
         triage=TriageService(
-            db, directory,
+            TriageStore(db), directory,
             membership,
             admin_ids=frozenset(settings.admin_ids),
             retention=timedelta(days=settings.retention_days),
