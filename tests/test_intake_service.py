@@ -24,7 +24,6 @@ from bot.domain.intake import (
 )
 from bot.domain.photos import SanitisedPhoto
 from bot.domain.receipts import ALPHABET, new_code, normalise_code
-from bot.domain.retention import purge_reporter_links
 from bot.domain.routing import Router
 from bot.domain.sealing import ChatSealer, ReplyAddress, SealBroken
 from storage.db import Database
@@ -39,6 +38,7 @@ from storage.models import (
     TipReporter,
     utcnow,
 )
+from storage.retention import purge_reporter_links
 
 SECRET = b"intake-service-test-secret-0123456789"
 
