@@ -16,7 +16,14 @@ from telegram import ForceReply, Message, ReplyParameters, Update, User
 from telegram.constants import ParseMode
 
 from bot.context import TiplineContext
-from bot.domain.cards import STATUS_LABELS, format_time, photo_caption, reporter_alias
+from bot.domain.cards import (
+    INVALID_LABELS,
+    OUTCOME_LABELS,
+    STATUS_LABELS,
+    format_time,
+    photo_caption,
+    reporter_alias,
+)
 from bot.domain.records import EventRecord, TipRecord
 from bot.domain.status import OPEN_STATUSES, TRANSITIONS, Action
 from bot.domain.text import echo
@@ -29,14 +36,23 @@ log = logging.getLogger(__name__)
 
 CALLBACK = re.compile(r"^t:(\d{1,12}):([a-z]{2,10})(?::([a-z0-9_]{1,16}))?$")
 SEARCH_RESULTS = 5
-EVENT_LABELS = {
-    "received": "Nhận tin báo", "delivered": "Gửi thẻ vào nhóm", "ack": "Tiếp nhận",
-    "verify": "Đang xác minh", "done": "Xử lý xong", "invalid": "Không hợp lệ",
-    "transfer": "Chuyển", "question": "Hỏi thêm", "answer": "Người báo tin trả lời",
-    "note": "Ghi chú nội bộ", "refused": "Thao tác bị từ chối", "reporter_notified":
-    "Đã báo người báo tin", "reporter_unreachable": "Không liên lạc được người báo tin",
-    "delivery_rerouted": "Chuyển hướng gửi thẻ", "duplicate_merged": "Gộp tin trùng",
-    "reporter_banned": "Chặn người báo tin",
+EVENT_LABELS = {  # the audit trail's events, as /tip lists them (police texts: Vietnamese)
+    "received": N_("Audit: tip received"),
+    "delivered": N_("Audit: card sent to the group"),
+    "ack": N_("Audit: acknowledged"),
+    "verify": N_("Audit: verifying"),
+    "done": N_("Audit: processed"),
+    "invalid": N_("Audit: invalid"),
+    "transfer": N_("Audit: transferred"),
+    "question": N_("Audit: question asked"),
+    "answer": N_("Audit: reporter answered"),
+    "note": N_("Audit: internal note"),
+    "refused": N_("Audit: action refused"),
+    "reporter_notified": N_("Audit: reporter informed"),
+    "reporter_unreachable": N_("Audit: reporter unreachable"),
+    "delivery_rerouted": N_("Audit: card delivery rerouted"),
+    "duplicate_merged": N_("Audit: duplicate merged"),
+    "reporter_banned": N_("Audit: reporter banned"),
 }
 
 
@@ -358,21 +374,24 @@ async def _attachments_below(
 
 
 def history_text(tip: TipRecord, events: list[EventRecord], context: TiplineContext) -> str:
+    _ = police_texts(context)
     zone = context.services.settings.zone
-    assert tip.id is not None
-    lines = [f"🗂 <b>Lịch sử tin báo</b> <code>{tip.code}</code>"]
+    choices = OUTCOME_LABELS | INVALID_LABELS
+    lines = [f"🗂 <b>{html.escape(_('Audit: tip history'))}</b> <code>{tip.code}</code>"]
     for event in events:
         who = {
-            "resident": reporter_alias(tip.id), "system": "Hệ thống",
-            "unknown": "Người không có quyền",
+            "resident": reporter_alias(tip.id), "system": _("Audit: system"),
+            "unknown": _("Audit: someone not allowed to act"),
         }.get(event.actor_kind, event.actor_name or "?")
         details = json.loads(event.details or "{}")
         text = details.get("text")
         extra = f": {html.escape(str(text)[:500])}" if text else ""
         if event.event in ("done", "invalid") and details.get("choice"):
-            extra = f" ({html.escape(str(details['choice']))})"
+            choice = str(details["choice"])
+            extra = f" ({html.escape(choices.get(choice, choice))})"
+        label = EVENT_LABELS.get(event.event)
         lines.append(
-            f"• {format_time(event.at, zone)} – {EVENT_LABELS.get(event.event, event.event)}"
+            f"• {format_time(event.at, zone)} – {_(label) if label else event.event}"
             f" – {html.escape(who)}{extra}"
         )
     text = "\n".join(lines)

@@ -151,6 +151,10 @@ async def test_full_lifecycle_with_card_and_tipster_notifications(world: World) 
     )
     [status] = await world.exchange(resident, f"/status {tip.code}")
     assert "đã xử lý xong" in status["text"]
+    _new_card, history = await world.exchange(
+        officer, f"/tip {tip.code}", chat_id=world.demo.commune_group.id, replies=2)
+    assert f"Xử lý xong – {OFFICER_NAME} (Chuyển cơ quan điều tra)" in history["text"]
+    assert "agency" not in history["text"]  # no English word in the Vietnamese history
 
 
 async def test_an_english_tipster_is_notified_in_english(world: World) -> None:
