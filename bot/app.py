@@ -22,7 +22,6 @@ from telegram.ext import ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
 from bot.context import BotData, Services, TiplineApplication, TiplineContext
-from bot.domain.areas import boundaries_version, load_locator
 from bot.domain.cards import CardRenderer
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
@@ -48,7 +47,13 @@ from bot.web import WebServer
 from bot.webhook import WebhookInbox
 from scheduler.jobs import schedule_housekeeping
 from storage import migrate
+from storage.areas import boundaries_version, load_locator
 from storage.db import Database
+from storage.groups import GroupStore
+from storage.intake import IntakeStore
+from storage.residents import ResidentStore
+from storage.tips import TipsStore
+from storage.triage import TriageStore
 
 log = logging.getLogger(__name__)
 
@@ -92,19 +97,19 @@ async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Ser
         directory=directory,
         translator=translator,
         pseudonyms=Pseudonymizer(secret_key),
-        linking=GroupLinking(db, directory),
-        residents=ResidentPreferences(db),
+        linking=GroupLinking(GroupStore(db), directory),
+        residents=ResidentPreferences(ResidentStore(db)),
         categories=categories,
         locator=locator,
-        intake=IntakeService(db, directory, categories, sealer, router),
-        tips=TipQueries(db),
+        intake=IntakeService(IntakeStore(db), directory, categories, sealer, router),
+        tips=TipQueries(TipsStore(db)),
         outbox=OutboxWorker(
             db, renderer, router, ReporterNotices(translator, sealer, directory)
         ),
         renderer=renderer,
         boundaries_version=version,
         triage=TriageService(
-            db, directory,
+            TriageStore(db), directory,
             membership,
             admin_ids=frozenset(settings.admin_ids),
             retention=timedelta(days=settings.retention_days),

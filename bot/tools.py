@@ -8,13 +8,13 @@ import sys
 import time
 from pathlib import Path
 
-from bot.domain.areas import import_boundaries
 from bot.domain.communes import CommuneDirectory
 from bot.domain.geo import GeoImportError
 from bot.domain.posters import deep_link, render_poster
 from bot.sandbox_mode import SANDBOX_BOT_USERNAME
 from bot.settings import Settings
 from storage import migrate
+from storage.areas import import_boundaries
 from storage.db import Database
 
 

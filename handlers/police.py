@@ -16,27 +16,43 @@ from telegram import ForceReply, Message, ReplyParameters, Update, User
 from telegram.constants import ParseMode
 
 from bot.context import TiplineContext
-from bot.domain.cards import STATUS_LABELS, format_time, reporter_alias
+from bot.domain.cards import (
+    INVALID_LABELS,
+    OUTCOME_LABELS,
+    STATUS_LABELS,
+    format_time,
+    photo_caption,
+    reporter_alias,
+)
+from bot.domain.records import EventRecord, TipRecord
 from bot.domain.status import OPEN_STATUSES, TRANSITIONS, Action
 from bot.domain.text import echo
-from bot.domain.triage import Officer, TriageError
+from bot.domain.triage import Officer, TriageError, utcnow
 from bot.i18n import N_, Gettext
-from bot.telegram_transport import keyboard
+from bot.telegram_transport import TelegramTransport, keyboard
 from handlers.common import answer, police_texts
-from storage.models import Tip, TipEvent, utcnow
 
 log = logging.getLogger(__name__)
 
 CALLBACK = re.compile(r"^t:(\d{1,12}):([a-z]{2,10})(?::([a-z0-9_]{1,16}))?$")
 SEARCH_RESULTS = 5
-EVENT_LABELS = {
-    "received": "Nhận tin báo", "delivered": "Gửi thẻ vào nhóm", "ack": "Tiếp nhận",
-    "verify": "Đang xác minh", "done": "Xử lý xong", "invalid": "Không hợp lệ",
-    "transfer": "Chuyển", "question": "Hỏi thêm", "answer": "Người báo tin trả lời",
-    "note": "Ghi chú nội bộ", "refused": "Thao tác bị từ chối", "reporter_notified":
-    "Đã báo người báo tin", "reporter_unreachable": "Không liên lạc được người báo tin",
-    "delivery_rerouted": "Chuyển hướng gửi thẻ", "duplicate_merged": "Gộp tin trùng",
-    "reporter_banned": "Chặn người báo tin",
+EVENT_LABELS = {  # the audit trail's events, as /tip lists them (police texts: Vietnamese)
+    "received": N_("Audit: tip received"),
+    "delivered": N_("Audit: card sent to the group"),
+    "ack": N_("Audit: acknowledged"),
+    "verify": N_("Audit: verifying"),
+    "done": N_("Audit: processed"),
+    "invalid": N_("Audit: invalid"),
+    "transfer": N_("Audit: transferred"),
+    "question": N_("Audit: question asked"),
+    "answer": N_("Audit: reporter answered"),
+    "note": N_("Audit: internal note"),
+    "refused": N_("Audit: action refused"),
+    "reporter_notified": N_("Audit: reporter informed"),
+    "reporter_unreachable": N_("Audit: reporter unreachable"),
+    "delivery_rerouted": N_("Audit: card delivery rerouted"),
+    "duplicate_merged": N_("Audit: duplicate merged"),
+    "reporter_banned": N_("Audit: reporter banned"),
 }
 
 
@@ -95,7 +111,7 @@ async def on_button(update: Update, context: TiplineContext) -> None:
 
 
 async def _dispatch(
-    update: Update, context: TiplineContext, tip: Tip, action: str, choice: str | None,
+    update: Update, context: TiplineContext, tip: TipRecord, action: str, choice: str | None,
     message: Message,
 ) -> None:
     query = update.callback_query
@@ -125,7 +141,7 @@ async def _dispatch(
 
 
 async def _change(
-    update: Update, context: TiplineContext, tip: Tip, action: str, choice: str | None,
+    update: Update, context: TiplineContext, tip: TipRecord, action: str, choice: str | None,
     officer: Officer,
 ) -> None:
     query = update.callback_query
@@ -157,7 +173,7 @@ def _sources(action: str) -> frozenset[str]:
     return TRANSITIONS[Action(action)][0]
 
 
-def _conflict_text(tip: Tip, _: Gettext) -> str:
+def _conflict_text(tip: TipRecord, _: Gettext) -> str:
     status = STATUS_LABELS.get(tip.status, tip.status)
     if tip.owner_name and tip.status != "new":
         return _("Already {status} – {officer} is in charge.").format(
@@ -165,7 +181,7 @@ def _conflict_text(tip: Tip, _: Gettext) -> str:
     return _("This tip is already: {status}.").format(status=status.lower())
 
 
-def _refusal_text(error: TriageError, tip: Tip, _: Gettext) -> str:
+def _refusal_text(error: TriageError, tip: TipRecord, _: Gettext) -> str:
     if error.reason == "conflict" and error.tip is not None:
         return _conflict_text(error.tip, _)
     if error.reason == "not_found":
@@ -182,7 +198,8 @@ async def _edit_buttons(message: Message, buttons: list[list[tuple[str, str]]]) 
 
 
 async def _force_reply_prompt(
-    context: TiplineContext, card: Message, tip: Tip, officer: Officer, purpose: str, text: str
+    context: TiplineContext, card: Message, tip: TipRecord, officer: Officer, purpose: str,
+    text: str,
 ) -> None:
     assert tip.id is not None
     # the mention is what makes a selective ForceReply open the reply box for this officer
@@ -240,7 +257,7 @@ async def on_group_reply(update: Update, context: TiplineContext) -> None:
 
 
 async def _answer_prompt(
-    message: Message, context: TiplineContext, tip: Tip, purpose: str, text: str,
+    message: Message, context: TiplineContext, tip: TipRecord, purpose: str, text: str,
     officer: Officer,
 ) -> None:
     assert tip.id is not None
@@ -272,7 +289,7 @@ async def _answer_prompt(
 
 
 async def _offer_transfer_targets(
-    message: Message, context: TiplineContext, tip: Tip, query: str
+    message: Message, context: TiplineContext, tip: TipRecord, query: str
 ) -> None:
     _ = police_texts(context)
     matches = [m for m in context.services.directory.search(query, limit=SEARCH_RESULTS)
@@ -330,28 +347,51 @@ async def tip_command(update: Update, context: TiplineContext) -> None:
         reply_markup=keyboard(renderer.buttons(tip)) if tip.status in OPEN_STATUSES else None,
     )
     await triage.add_card(tip.id, message.chat.id, card.message_id)
+    for part in parts[1:]:  # a long description goes on in more messages, as on the first card
+        await message.reply_text(part, parse_mode=ParseMode.HTML)
+    await _attachments_below(context, tip, message.chat.id, card.message_id)
     history = await triage.history(tip.id)
     await message.reply_text(
         history_text(tip, history, context), parse_mode=ParseMode.HTML
     )
 
 
-def history_text(tip: Tip, events: list[TipEvent], context: TiplineContext) -> str:
+async def _attachments_below(
+    context: TiplineContext, tip: TipRecord, chat_id: int, card_id: int
+) -> None:
+    """What the card says comes below it: the tip's pictures (with their captions) and its
+    location, as replies to the card, as when it was first delivered."""
+    transport = TelegramTransport(context.bot)
+    if tip.photo_count:
+        pictures = await context.services.triage.pictures(tip.id)
+        if pictures:
+            captions = [photo_caption(tip.code, index, len(pictures), picture.caption)
+                        for index, picture in enumerate(pictures, 1)]
+            await transport.send_photos(chat_id, [p.data for p in pictures], captions,
+                                        reply_to=card_id)
+    if tip.latitude is not None and tip.longitude is not None:
+        await transport.send_location(chat_id, tip.latitude, tip.longitude, reply_to=card_id)
+
+
+def history_text(tip: TipRecord, events: list[EventRecord], context: TiplineContext) -> str:
+    _ = police_texts(context)
     zone = context.services.settings.zone
-    assert tip.id is not None
-    lines = [f"🗂 <b>Lịch sử tin báo</b> <code>{tip.code}</code>"]
+    choices = OUTCOME_LABELS | INVALID_LABELS
+    lines = [f"🗂 <b>{html.escape(_('Audit: tip history'))}</b> <code>{tip.code}</code>"]
     for event in events:
         who = {
-            "resident": reporter_alias(tip.id), "system": "Hệ thống",
-            "unknown": "Người không có quyền",
+            "resident": reporter_alias(tip.id), "system": _("Audit: system"),
+            "unknown": _("Audit: someone not allowed to act"),
         }.get(event.actor_kind, event.actor_name or "?")
         details = json.loads(event.details or "{}")
         text = details.get("text")
         extra = f": {html.escape(str(text)[:500])}" if text else ""
         if event.event in ("done", "invalid") and details.get("choice"):
-            extra = f" ({html.escape(str(details['choice']))})"
+            choice = str(details["choice"])
+            extra = f" ({html.escape(choices.get(choice, choice))})"
+        label = EVENT_LABELS.get(event.event)
         lines.append(
-            f"• {format_time(event.at, zone)} – {EVENT_LABELS.get(event.event, event.event)}"
+            f"• {format_time(event.at, zone)} – {_(label) if label else event.event}"
             f" – {html.escape(who)}{extra}"
         )
     text = "\n".join(lines)

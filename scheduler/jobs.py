@@ -10,8 +10,8 @@ import logging
 from datetime import timedelta
 
 from bot.context import TiplineApplication, TiplineContext
-from bot.domain.areas import boundaries_version, load_locator
-from bot.domain.retention import purge_handled_updates, purge_reporter_links
+from storage.areas import boundaries_version, load_locator
+from storage.retention import purge_handled_updates, purge_reporter_links
 
 log = logging.getLogger(__name__)
 

@@ -1,23 +1,19 @@
-"""Keyword-only data-access functions taking the session. No business rules here."""
+"""Keyword-only data-access functions taking the session, for the outbox and routing (the
+other services have their own modules in storage/). No business rules here."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import bindparam, delete, or_, update
+from sqlalchemy import bindparam, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import GroupLink, RelayMessage, Resident, Tip, TipCard, utcnow
+from storage.models import GroupLink, RelayMessage, Tip, TipCard
 
 
 async def link_by_chat(session: AsyncSession, *, chat_id: int) -> GroupLink | None:
     return (await session.exec(select(GroupLink).where(GroupLink.chat_id == chat_id))).first()
-
-
-async def link_by_target(session: AsyncSession, *, scope: str, code: int) -> GroupLink | None:
-    query = select(GroupLink).where(GroupLink.scope == scope, GroupLink.code == code)
-    return (await session.exec(query)).first()
 
 
 _LINKS_FOR_TARGETS = select(GroupLink).where(or_(
@@ -35,16 +31,6 @@ async def links_for_targets(
     return list((await session.exec(_LINKS_FOR_TARGETS, params={
         "communes": list(commune_codes), "provinces": list(province_codes),
     })).all())
-
-
-async def delete_link(session: AsyncSession, *, link_id: int) -> None:
-    await session.exec(delete(GroupLink).where(GroupLink.id == link_id))  # type: ignore[arg-type]
-
-
-async def add_link(session: AsyncSession, link: GroupLink) -> GroupLink:
-    session.add(link)
-    await session.flush()
-    return link
 
 
 async def move_link_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id: int) -> int:
@@ -65,25 +51,3 @@ async def move_link_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id
         update(Tip).where(Tip.queue_chat_id == old_chat_id).values(queue_chat_id=new_chat_id)  # type: ignore[arg-type]
     )
     return int(result.rowcount or 0)
-
-
-async def resident(session: AsyncSession, *, pseudonym: str) -> Resident | None:
-    return await session.get(Resident, pseudonym)
-
-
-async def upsert_resident(
-    session: AsyncSession, *, pseudonym: str, language: str | None = None,
-    subscribed: bool | None = None,
-) -> Resident:
-    """Create the resident's row if needed and set the given fields."""
-    row = await session.get(Resident, pseudonym)
-    if row is None:
-        row = Resident(pseudonym=pseudonym)
-        session.add(row)
-    if language is not None:
-        row.language = language
-    if subscribed is not None:
-        row.subscribed = subscribed
-    row.updated_at = utcnow()
-    await session.flush()
-    return row

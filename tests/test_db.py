@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import Database
+from storage.intake import IntakeStore
 from storage.models import InboundUpdate, Resident
 
 NORMAL, FULL = 1, 2  # PRAGMA synchronous
@@ -178,7 +179,7 @@ async def test_a_tip_is_committed_durably(sqlite_url: str) -> None:
 
     try:
         await migrate.upgrade(db)
-        intake = IntakeService(db, CommuneDirectory.load(), Categories.load(),
+        intake = IntakeService(IntakeStore(db), CommuneDirectory.load(), Categories.load(),
                                ChatSealer(b"durable-test-secret-0123456789abcdef"),
                                Router(ops_chat_id=None))
         await intake.begin("p", "vi", commune_code=2998)

@@ -16,10 +16,10 @@ from PIL import Image
 from sqlmodel import col, select
 
 from bot.context import TELEGRAM
-from bot.domain.areas import import_boundaries, load_locator
 from bot.domain.intake import Step
 from bot.sandbox import SandboxUser
 from bot.telegram_transport import TelegramTransport
+from storage.areas import import_boundaries, load_locator
 from storage.models import OutboxMessage, Tip, TipCard, TipEvent, TipReporter
 from tests.conftest import World
 

@@ -24,10 +24,10 @@ from bot.domain.intake import (
 )
 from bot.domain.photos import SanitisedPhoto
 from bot.domain.receipts import ALPHABET, new_code, normalise_code
-from bot.domain.retention import purge_reporter_links
 from bot.domain.routing import Router
 from bot.domain.sealing import ChatSealer, ReplyAddress, SealBroken
 from storage.db import Database
+from storage.intake import IntakeStore
 from storage.models import (
     Ban,
     Draft,
@@ -38,6 +38,7 @@ from storage.models import (
     TipReporter,
     utcnow,
 )
+from storage.retention import purge_reporter_links
 
 SECRET = b"intake-service-test-secret-0123456789"
 
@@ -50,7 +51,8 @@ def directory() -> CommuneDirectory:
 @pytest.fixture
 def intake(database: Database, directory: CommuneDirectory) -> IntakeService:
     return IntakeService(
-        database, directory, Categories.load(), ChatSealer(SECRET), Router(ops_chat_id=None)
+        IntakeStore(database), directory, Categories.load(), ChatSealer(SECRET),
+        Router(ops_chat_id=None),
     )
 
 

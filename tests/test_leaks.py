@@ -30,7 +30,6 @@ from sqlmodel import col, select
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
 from bot.domain.intake import IntakeError, IntakeService
-from bot.domain.retention import purge_reporter_links
 from bot.domain.routing import Router
 from bot.domain.sealing import ChatSealer, ReplyAddress
 from bot.domain.tips import TipQueries
@@ -38,7 +37,10 @@ from bot.logs import JsonFormatter
 from bot.sandbox import SandboxUser
 from bot.web import SECRET_HEADER
 from storage.db import Database
+from storage.intake import IntakeStore
 from storage.models import Ban, InboundUpdate, TipReporter, utcnow
+from storage.retention import purge_reporter_links
+from storage.tips import TipsStore
 from tests.conftest import World
 from tests.test_webhook import SECRET, hooked  # noqa: F401  (the webhook-mode fixture)
 
@@ -329,7 +331,8 @@ async def test_a_ban_keeps_no_tip_code_after_the_reporter_link_is_purged(
     names the tip (nor pairs with its audit event by time or admin); it still bans."""
     secret = b"leak-test-secret-0123456789-abcdef"
     intake = IntakeService(
-        database, directory, Categories.load(), ChatSealer(secret), Router(ops_chat_id=None)
+        IntakeStore(database), directory, Categories.load(), ChatSealer(secret),
+        Router(ops_chat_id=None),
     )
 
     async def send(who: str, text: str) -> str:
@@ -342,7 +345,7 @@ async def test_a_ban_keeps_no_tip_code_after_the_reporter_link_is_purged(
 
     banned_code = await send("troll", "Tin báo sai sự thật số một")
     kept_code = await send("other", "Một tin báo khác")
-    tips = TipQueries(database)
+    tips = TipQueries(TipsStore(database))
     assert (await tips.ban_reporter(banned_code, admin_id=7100000001, admin_name="An")).found
     assert (await tips.ban_reporter(kept_code, admin_id=7100000001, admin_name="An")).found
     async with database.session() as session:

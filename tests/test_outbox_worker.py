@@ -30,6 +30,7 @@ from bot.domain.routing import Router
 from bot.domain.sealing import ChatSealer, ReplyAddress
 from bot.i18n import Translator
 from storage.db import Database
+from storage.intake import IntakeStore
 from storage.models import GroupLink, OutboxMessage, Tip, TipCard, TipEvent, utcnow
 
 SECRET = b"outbox-worker-test-secret-0123456789"
@@ -86,7 +87,7 @@ async def test_a_burst_of_tips_gets_each_card_once_with_shared_bookkeeping(
     async with database.transaction() as session:
         session.add(GroupLink(chat_id=GROUP, scope="commune", code=2998, province_code=15,
                               linked_by=1))
-    intake = IntakeService(database, directory, Categories.load(), ChatSealer(SECRET),
+    intake = IntakeService(IntakeStore(database), directory, Categories.load(), ChatSealer(SECRET),
                            Router(ops_chat_id=None))
     people = [f"p{i}" for i in range(40)]
     for who in people:
@@ -166,7 +167,7 @@ async def test_a_row_still_being_sent_is_not_taken_again_when_its_lease_runs_out
     async with database.transaction() as session:
         session.add(GroupLink(chat_id=GROUP, scope="commune", code=2998, province_code=15,
                               linked_by=1))
-    intake = IntakeService(database, directory, Categories.load(), ChatSealer(SECRET),
+    intake = IntakeService(IntakeStore(database), directory, Categories.load(), ChatSealer(SECRET),
                            Router(ops_chat_id=None))
     await intake.begin("slow", "vi", commune_code=2998)
     await intake.choose_category("slow", "theft")
@@ -243,7 +244,7 @@ async def link_group(database: Database) -> None:
 async def submit_one(
     database: Database, directory: CommuneDirectory, who: str, *, urgent: bool = False
 ) -> Submitted:
-    intake = IntakeService(database, directory, Categories.load(), ChatSealer(SECRET),
+    intake = IntakeService(IntakeStore(database), directory, Categories.load(), ChatSealer(SECRET),
                            Router(ops_chat_id=None))
     await intake.begin(who, "vi", commune_code=2998)
     await intake.choose_category(who, "theft")

@@ -18,7 +18,7 @@ from bot.domain.triage import Officer
 from bot.sandbox import SandboxUser
 from storage.models import Tip, TipEvent, TipReporter
 from tests.conftest import World
-from tests.test_intake_bot import buttons, send_tip, tip_by_code, wait_card
+from tests.test_intake_bot import buttons, confirm, send_tip, tip_by_code, wait_card, write_tip
 
 PHOTOS = Path(__file__).parent / "fixtures" / "photos"
 OFFICER_NAME = "Bình Lê Thị"  # the demo officer's Telegram full name
@@ -151,6 +151,10 @@ async def test_full_lifecycle_with_card_and_tipster_notifications(world: World) 
     )
     [status] = await world.exchange(resident, f"/status {tip.code}")
     assert "đã xử lý xong" in status["text"]
+    _new_card, history = await world.exchange(
+        officer, f"/tip {tip.code}", chat_id=world.demo.commune_group.id, replies=2)
+    assert f"Xử lý xong – {OFFICER_NAME} (Chuyển cơ quan điều tra)" in history["text"]
+    assert "agency" not in history["text"]  # no English word in the Vietnamese history
 
 
 async def test_an_english_tipster_is_notified_in_english(world: World) -> None:
@@ -400,6 +404,39 @@ async def test_tip_command_does_not_leak_other_areas(world: World) -> None:
     other_group = await other_commune_group(world, outsider)
     [reply] = await world.exchange(outsider, f"/tip {tip.code}", chat_id=other_group)
     assert reply["text"] == "Không có tin báo với mã này trong địa bàn của nhóm."
+
+
+async def test_tip_command_sends_the_pictures_and_location_its_card_announces(
+    world: World,
+) -> None:
+    """/tip re-posts a card saying "1 ảnh (gửi kèm bên dưới)": the picture (with the
+    resident's caption) and the location come below it, as replies to the new card."""
+    resident, officer = world.demo.residents[0], world.demo.officer
+    group = world.demo.commune_group.id
+    prompt = await write_tip(world, resident)
+    before = len(world.sandbox.bot_messages(resident.id))
+    await world.sandbox.send_photo(resident.id, (PHOTOS / "jolla.jpg").read_bytes(),
+                                   caption="Biển số xe")
+    await world.sandbox.wait_for_bot_messages(resident.id, before + 1)
+    before = len(world.sandbox.bot_messages(resident.id))
+    await world.sandbox.send_location(resident.id, 22.0512, 104.1507)
+    await world.sandbox.wait_for_bot_messages(resident.id, before + 1)
+    cards_before = len(world.sandbox.bot_messages(group))
+    code = await confirm(world, resident, prompt)
+    delivered = (await wait_card(world, group, cards_before + 3))[cards_before:]
+    assert "1 ảnh (gửi kèm bên dưới)" in delivered[0]["text"]
+    await world.sandbox.wait_idle()
+
+    new_card, picture, location, history = await world.exchange(
+        officer, f"/tip {code}", chat_id=group, replies=4)
+    assert code in new_card["text"] and "1 ảnh (gửi kèm bên dưới)" in new_card["text"]
+    assert picture["photo"] and picture["caption"] == f"Ảnh 1/1 – tin báo {code}\n“Biển số xe”"
+    assert picture["reply_to_message"]["message_id"] == new_card["message_id"]
+    assert world.sandbox.file_bytes(picture["photo"][-1]["file_id"]) == \
+        world.sandbox.file_bytes(delivered[1]["photo"][-1]["file_id"])  # the same picture
+    assert location["location"]["latitude"] == pytest.approx(22.0512, abs=1e-4)
+    assert location["reply_to_message"]["message_id"] == new_card["message_id"]
+    assert history["text"].startswith("🗂 Lịch sử tin báo")
 
 
 async def test_unreachable_tipster_is_reported_to_the_officer(world: World) -> None:

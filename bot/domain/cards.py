@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
+from bot.domain.records import TipRecord
 from bot.domain.status import allowed_actions
 from storage.models import Tip
 
@@ -73,7 +74,7 @@ class CardRenderer:
     zone: ZoneInfo
 
     def render(
-        self, tip: Tip, *, queue_scope: str | None = None, resent: bool = False
+        self, tip: Tip | TipRecord, *, queue_scope: str | None = None, resent: bool = False
     ) -> list[str]:
         """The card as one or more HTML messages, each within Telegram's limit; ``resent``:
         an earlier attempt may have posted it already (marked, so police see the pair)."""
@@ -116,7 +117,7 @@ class CardRenderer:
         return split_html_body(header, html.escape(tip.description), f"(tiếp – {tip.code})\n")
 
 
-    def _status_line(self, tip: Tip) -> str:
+    def _status_line(self, tip: Tip | TipRecord) -> str:
         label = STATUS_LABELS.get(tip.status, tip.status)
         if tip.status == "processed" and tip.outcome:
             return f"{label} – {OUTCOME_LABELS.get(tip.outcome, tip.outcome)}"
@@ -124,14 +125,14 @@ class CardRenderer:
             return f"{label} – {INVALID_LABELS.get(tip.outcome, tip.outcome)}"
         return label
 
-    def buttons(self, tip: Tip) -> list[list[tuple[str, str]]]:
+    def buttons(self, tip: Tip | TipRecord) -> list[list[tuple[str, str]]]:
         """The actions allowed in the tip's current status (none once closed)."""
         allowed = {str(a) for a in allowed_actions(tip.status)}
         rows = [[(label, f"t:{tip.id}:{action}") for action, label in row if action in allowed]
                 for row in BUTTON_ROWS]
         return [row for row in rows if row]
 
-    def choice_buttons(self, tip: Tip, action: str) -> list[list[tuple[str, str]]]:
+    def choice_buttons(self, tip: Tip | TipRecord, action: str) -> list[list[tuple[str, str]]]:
         """Second step of "Xử lý xong", "Không hợp lệ" and "Chuyển"."""
         options = {"done": OUTCOME_LABELS, "invalid": INVALID_LABELS,
                    "transfer": TRANSFER_LABELS}[action]
@@ -139,7 +140,7 @@ class CardRenderer:
         rows.append([("« Quay lại", f"t:{tip.id}:back")])
         return rows
 
-    def retired(self, tip: Tip, to_commune: int | None) -> str:
+    def retired(self, tip: Tip | TipRecord, to_commune: int | None) -> str:
         """What an old card says after the tip moved to another commune (or the province)."""
         commune = self.directory.commune(to_commune) if to_commune is not None else None
         where = commune.name if commune else "nhóm cấp tỉnh"

@@ -1,14 +1,13 @@
-"""Group onboarding: which police chat group is the queue of which commune or province."""
+"""Group onboarding: which police chat group is the queue of which commune or province.
+The links are stored by ``storage.groups.GroupStore``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from bot.domain.communes import Commune, CommuneDirectory, Province
-from storage import repositories as repo
-from storage.db import Database
-from storage.models import GroupLink
+from bot.domain.records import LinkRecord
 
 Scope = Literal["commune", "province"]
 
@@ -42,11 +41,20 @@ class LinkResult:
     previous_target: LinkTarget | None  # what this group served before, if anything else
 
 
+class GroupStorage(Protocol):
+    async def link_of_chat(self, chat_id: int) -> LinkRecord | None: ...
+    async def relink(
+        self, *, chat_id: int, scope: str, code: int, province_code: int, linked_by: int
+    ) -> tuple[LinkRecord | None, LinkRecord | None]: ...
+    async def unlink(self, chat_id: int) -> LinkRecord | None: ...
+    async def move_chat(self, *, old_chat_id: int, new_chat_id: int) -> bool: ...
+
+
 class GroupLinking:
     """Link, unlink and describe police groups; survive group-to-supergroup migration."""
 
-    def __init__(self, db: Database, directory: CommuneDirectory) -> None:
-        self._db = db
+    def __init__(self, store: GroupStorage, directory: CommuneDirectory) -> None:
+        self._store = store
         self._directory = directory
 
     def resolve(self, scope: Scope, code: int) -> LinkTarget:
@@ -64,50 +72,27 @@ class GroupLinking:
     async def link(self, *, chat_id: int, scope: Scope, code: int, linked_by: int) -> LinkResult:
         """Make ``chat_id`` the group of the target; a previous group of the target is let go."""
         target = self.resolve(scope, code)
-        async with self._db.transaction() as session:
-            previous = await repo.link_by_chat(session, chat_id=chat_id)
-            holder = await repo.link_by_target(session, scope=scope, code=target.code)
-            replaced = holder.chat_id if holder and holder.chat_id != chat_id else None
-            for row in {id(r): r for r in (previous, holder) if r is not None}.values():
-                assert row.id is not None
-                await repo.delete_link(session, link_id=row.id)
-            await repo.add_link(
-                session,
-                GroupLink(
-                    chat_id=chat_id,
-                    scope=scope,
-                    code=target.code,
-                    province_code=target.province.code,
-                    linked_by=linked_by,
-                ),
-            )
+        previous, holder = await self._store.relink(
+            chat_id=chat_id, scope=scope, code=target.code, province_code=target.province.code,
+            linked_by=linked_by)
+        replaced = holder.chat_id if holder and holder.chat_id != chat_id else None
         previous_target = None
         if previous is not None and (previous.scope, previous.code) != (scope, target.code):
             previous_target = self._target_of(previous)
         return LinkResult(target, replaced, previous_target)
 
     async def unlink(self, *, chat_id: int) -> LinkTarget | None:
-        async with self._db.transaction() as session:
-            link = await repo.link_by_chat(session, chat_id=chat_id)
-            if link is None or link.id is None:
-                return None
-            await repo.delete_link(session, link_id=link.id)
-        return self._target_of(link)
+        link = await self._store.unlink(chat_id)
+        return self._target_of(link) if link is not None else None
 
     async def where(self, *, chat_id: int) -> LinkTarget | None:
-        async with self._db.session() as session:
-            link = await repo.link_by_chat(session, chat_id=chat_id)
+        link = await self._store.link_of_chat(chat_id)
         return self._target_of(link) if link else None
 
     async def group_migrated(self, *, old_chat_id: int, new_chat_id: int) -> bool:
         """A group became a supergroup with a new id: keep its link."""
-        async with self._db.transaction() as session:
-            if await repo.link_by_chat(session, chat_id=new_chat_id) is not None:
-                return False  # already moved (both service messages arrive)
-            return await repo.move_link_chat(
-                session, old_chat_id=old_chat_id, new_chat_id=new_chat_id
-            ) > 0
+        return await self._store.move_chat(old_chat_id=old_chat_id, new_chat_id=new_chat_id)
 
-    def _target_of(self, link: GroupLink) -> LinkTarget:
+    def _target_of(self, link: LinkRecord) -> LinkTarget:
         scope: Scope = "commune" if link.scope == "commune" else "province"
         return self.resolve(scope, link.code)

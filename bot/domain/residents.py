@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from cachetools import TTLCache
 
 from bot.i18n import SUPPORTED_LANGUAGES, pick_language
-from storage import repositories as repo
-from storage.db import Database
 
 _NOT_CHOSEN = ""
+
+
+class ResidentStorage(Protocol):  # storage/residents.py
+    async def language(self, pseudonym: str) -> str | None: ...
+    async def set_language(self, pseudonym: str, language: str) -> None: ...
+    async def set_subscribed(self, pseudonym: str, subscribed: bool) -> None: ...
 
 
 class ResidentPreferences:
@@ -16,29 +22,25 @@ class ResidentPreferences:
     kept in memory briefly (it changes only through ``set_language`` here)."""
 
     def __init__(
-        self, db: Database, *, cache_seconds: float = 300, cache_size: int = 20_000
+        self, store: ResidentStorage, *, cache_seconds: float = 300, cache_size: int = 20_000
     ) -> None:
-        self._db = db
+        self._store = store
         self._chosen: TTLCache[str, str] = TTLCache(maxsize=cache_size, ttl=cache_seconds)
 
     async def language(self, pseudonym: str, platform_language: str | None) -> str:
         """The stored choice, else derived from the app's language, else Vietnamese."""
         chosen = self._chosen.get(pseudonym)
         if chosen is None:
-            async with self._db.session() as session:
-                row = await repo.resident(session, pseudonym=pseudonym)
-            chosen = (row.language if row else None) or _NOT_CHOSEN
+            chosen = await self._store.language(pseudonym) or _NOT_CHOSEN
             self._chosen[pseudonym] = chosen
         return pick_language(chosen or None, platform_language)
 
     async def set_language(self, pseudonym: str, language: str) -> None:
         if language not in SUPPORTED_LANGUAGES:
             raise ValueError(f"unsupported language {language!r}")
-        async with self._db.transaction() as session:
-            await repo.upsert_resident(session, pseudonym=pseudonym, language=language)
+        await self._store.set_language(pseudonym, language)
         self._chosen[pseudonym] = language
 
     async def set_subscribed(self, pseudonym: str, subscribed: bool) -> None:
         """Campaign opt-in/opt-out (used by the campaign scheduler)."""
-        async with self._db.transaction() as session:
-            await repo.upsert_resident(session, pseudonym=pseudonym, subscribed=subscribed)
+        await self._store.set_subscribed(pseudonym, subscribed)

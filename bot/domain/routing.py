@@ -4,7 +4,7 @@ in the outbox until a group is linked, and the failure is logged loudly."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,9 +47,18 @@ class Router:
             commune_codes=set() if province_only else {commune for commune, _ in places},
             province_codes={province for _, province in places},
         )
+        return self.choose(places, [(link.scope, link.code, link.chat_id) for link in links],
+                           skip_chat_ids=skip_chat_ids, province_only=province_only)
+
+    def choose(
+        self, places: Sequence[tuple[int, int]], links: Iterable[tuple[str, int, int]], *,
+        skip_chat_ids: frozenset[int] = frozenset(), province_only: bool = False,
+    ) -> list[Destination]:
+        """The rule alone: for each (commune code, province code), given the linked groups
+        as (scope, code, chat id), its commune group, else its province group, else ops."""
         chat_of = {
-            (link.scope, link.code): link.chat_id for link in links
-            if link.chat_id not in skip_chat_ids
+            (scope, code): chat_id for scope, code, chat_id in links
+            if chat_id not in skip_chat_ids
         }
         ops = self.ops_chat_id if self.ops_chat_id not in skip_chat_ids else None
         found: list[Destination] = []

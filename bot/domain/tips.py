@@ -1,18 +1,15 @@
 """Reading tips back: status by receipt code (throttled against guessing), a chat's own
-tips, and banning the person behind a tip without learning who it is."""
+tips, and banning the person behind a tip without learning who it is. The reads and writes
+are ``storage.tips.TipsStore``'s; the throttle is ``bot.domain.limits``."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from datetime import datetime
-
-from sqlmodel import col, select
+from datetime import UTC, datetime
+from typing import Protocol
 
 from bot.domain.limits import SlidingWindowLimiter
 from bot.domain.receipts import normalise_code
-from storage.db import Database
-from storage.models import Ban, Tip, TipEvent, TipReporter
 
 FAILED_LOOKUPS_PER_HOUR = 10
 MY_TIPS_LIMIT = 10
@@ -36,9 +33,20 @@ class BanResult:
     already: bool = False
 
 
+class TipsStorage(Protocol):
+    async def status(self, code: str) -> tuple[str, str, datetime, int] | None: ...
+    async def of_reporter(
+        self, pseudonym: str, limit: int) -> list[tuple[str, str, datetime, int]]: ...
+    async def ban_reporter_of(
+        self, code: str, *, admin_id: int, admin_name: str, now: datetime
+    ) -> tuple[bool, bool]: ...
+
+
 class TipQueries:
-    def __init__(self, db: Database, *, lookup_limiter: SlidingWindowLimiter | None = None) -> None:
-        self._db = db
+    def __init__(
+        self, store: TipsStorage, *, lookup_limiter: SlidingWindowLimiter | None = None
+    ) -> None:
+        self._store = store
         self._failed_lookups = lookup_limiter or SlidingWindowLimiter(FAILED_LOOKUPS_PER_HOUR, 3600)
 
     async def status(self, typed_code: str, *, asked_by: str) -> TipStatus | None:
@@ -46,47 +54,20 @@ class TipQueries:
         if self._failed_lookups.blocked(asked_by):
             raise LookupThrottled
         code = normalise_code(typed_code)
-        tip = None
-        if code is not None:
-            async with self._db.session() as session:
-                tip = (await session.exec(select(Tip).where(Tip.code == code))).first()
-        if tip is None:
+        found = await self._store.status(code) if code is not None else None
+        if found is None:
             self._failed_lookups.hit(asked_by)
             return None
-        return _status(tip)
+        return TipStatus(*found)
 
     async def mine(self, pseudonym: str) -> list[TipStatus]:
         """Tips this person sent (while the reporter link is retained), newest first."""
-        async with self._db.session() as session:
-            tips = (await session.exec(
-                select(Tip).join(TipReporter, col(TipReporter.tip_id) == col(Tip.id))
-                .where(col(TipReporter.pseudonym) == pseudonym)
-                .order_by(col(Tip.id).desc()).limit(MY_TIPS_LIMIT)
-            )).all()
-        return [_status(t) for t in tips]
+        return [TipStatus(*row) for row in await self._store.of_reporter(pseudonym, MY_TIPS_LIMIT)]
 
     async def ban_reporter(self, typed_code: str, *, admin_id: int, admin_name: str) -> BanResult:
         code = normalise_code(typed_code)
         if code is None:
             return BanResult(found=False)
-        async with self._db.transaction() as session:
-            row = (await session.exec(
-                select(Tip, TipReporter).join(TipReporter, col(TipReporter.tip_id) == col(Tip.id))
-                .where(col(Tip.code) == code)
-            )).first()
-            if row is None:
-                return BanResult(found=False)
-            tip, reporter = row
-            assert tip.id is not None
-            if await session.get(Ban, reporter.pseudonym) is not None:
-                return BanResult(found=True, already=True)
-            session.add(Ban(pseudonym=reporter.pseudonym, banned_by=admin_id, tip_code=code))
-            session.add(TipEvent(
-                tip_id=tip.id, actor_kind="admin", actor_id=admin_id, actor_name=admin_name,
-                event="reporter_banned", details=json.dumps({}),
-            ))
-        return BanResult(found=True)
-
-
-def _status(tip: Tip) -> TipStatus:
-    return TipStatus(tip.code, tip.status, tip.created_at, tip.commune_code)
+        found, already = await self._store.ban_reporter_of(
+            code, admin_id=admin_id, admin_name=admin_name, now=datetime.now(UTC))
+        return BanResult(found=found, already=already)

@@ -4,37 +4,35 @@ The allowed transitions are a table (``TRANSITIONS``). A change is one
 ``UPDATE tips SET ... WHERE id = :id AND status IN (:allowed)`` plus its audit row in the same
 transaction, so when two officers press "Tiếp nhận" together exactly one wins and the other
 is told who did. Card refreshes and messages to the reporter go through the outbox.
+
+Who may act and which group may see a tip are plain functions (``may_see``,
+``groups_that_may_act``); the reads and writes are ``storage.triage.TriageStore``'s.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
-
-from sqlalchemy import delete, update
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.domain.communes import CommuneDirectory
 from bot.domain.receipts import normalise_code
+from bot.domain.records import EventRecord, PictureRecord, PromptRecord, TipRecord
 from bot.domain.status import INVALID_REASONS, OPEN_STATUSES, OUTCOMES, TRANSITIONS, Action
-from storage import repositories as repo
-from storage.db import Database
-from storage.models import (
-    OutboxMessage,
-    Photo,
-    RelayMessage,
-    Tip,
-    TipCard,
-    TipEvent,
-    TipReporter,
-    utcnow,
-)
 
 log = logging.getLogger(__name__)
+
+# a reporter's answer's pictures are stored with the tip from this position on (the tip's
+# own pictures come first)
+ANSWER_PICTURES_FROM = 10_000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +50,7 @@ class Membership(Protocol):
 class TriageError(Exception):
     """``reason``: not_found | stale | forbidden | conflict | bad_choice | closed."""
 
-    def __init__(self, reason: str, tip: Tip | None = None) -> None:
+    def __init__(self, reason: str, tip: TipRecord | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.tip = tip
@@ -64,17 +62,92 @@ class ReporterAnswer:
     code: str
 
 
+# --- the rules -------------------------------------------------------------------------------
+
+
+def groups_that_may_act(tip: TipRecord) -> list[tuple[str, int]]:
+    """Members of these groups (scope, code) may act on the tip (besides the admins)."""
+    return [("commune", tip.commune_code), ("province", tip.province_code)]
+
+
+def may_see(link: tuple[str, int] | None, tip: TipRecord) -> bool:
+    """A group sees the tips of its commune or province (no cross-commune leaks)."""
+    if link is None:
+        return False
+    scope, code = link
+    return code == (tip.commune_code if scope == "commune" else tip.province_code)
+
+
+def change_values(action: Action, officer: Officer, choice: str | None,
+                  now: datetime) -> dict[str, Any]:
+    """What a status change writes on the tip (checked: the choice fits the action)."""
+    if action in (Action.TRANSFER, Action.ASK):
+        raise ValueError("use transfer() / ask()")
+    if action == Action.DONE and choice not in OUTCOMES:
+        raise TriageError("bad_choice")
+    if action == Action.INVALID and choice not in INVALID_REASONS:
+        raise TriageError("bad_choice")
+    target = TRANSITIONS[action][1]
+    assert target is not None
+    values: dict[str, Any] = {"status": target, "updated_at": now}
+    if action == Action.ACK:
+        values |= {"owner_id": officer.id, "owner_name": officer.name, "acknowledged_at": now}
+    if action in (Action.DONE, Action.INVALID):
+        values |= {"closed_at": now, "outcome": choice}
+    return values
+
+
+# --- what the service needs from storage (storage/triage.py provides it) -----------------------
+
+
+class TriageUnitLike(Protocol):
+    async def tip(self, tip_id: int) -> TipRecord | None: ...
+    async def guarded_update(self, tip_id: int, sources: Collection[str],
+                             values: dict[str, Any], *, count_transfer: bool = ...) -> bool: ...
+    async def retire_cards(self, tip_id: int) -> list[tuple[int, int]]: ...
+    async def add_event(self, tip_id: int, event: str, *, actor_kind: str,
+                        actor_id: int | None = ..., actor_name: str | None = ...,
+                        details: str | None = ..., at: datetime | None = ...) -> None: ...
+    async def add_outbox(self, kind: str, tip_id: int, payload: str = ...) -> None: ...
+    async def purge_reporter_after(self, tip_id: int, when: datetime) -> None: ...
+    async def add_card(self, tip_id: int, chat_id: int, message_id: int) -> None: ...
+    async def add_prompt(self, tip_id: int, *, side: str, key: str, message_id: int,
+                         purpose: str, officer_id: int | None) -> None: ...
+    async def add_photo(self, tip_id: int, *, position: int, data: bytes, width: int,
+                        height: int) -> int: ...
+
+
+class TriageStorage(Protocol):
+    async def tip(self, tip_id: int) -> TipRecord | None: ...
+    async def tip_by_code(self, code: str) -> TipRecord | None: ...
+    async def events(self, tip_id: int) -> list[EventRecord]: ...
+    async def link_of_chat(self, chat_id: int) -> tuple[str, int] | None: ...
+    async def chats_of_targets(self, targets: Collection[tuple[str, int]]) -> list[int]: ...
+    async def open_tips(self, scope: str, code: int,
+                        statuses: Collection[str]) -> list[TipRecord]: ...
+    async def active_card(self, tip_id: int, chat_id: int, message_id: int) -> bool: ...
+    async def has_active_card_in(self, tip_id: int, chat_id: int) -> bool: ...
+    async def card_tip(self, chat_id: int, message_id: int) -> TipRecord | None: ...
+    async def prompt(self, chat_id: int, message_id: int) -> PromptRecord | None: ...
+    async def question_for_reply(self, pseudonym: str,
+                                 message_id: int) -> tuple[int, str] | None: ...
+    async def own_tip(self, pseudonym: str, code: str) -> tuple[int, str] | None: ...
+    async def pictures(self, tip_id: int, *, below_position: int) -> list[PictureRecord]: ...
+    def changing(self) -> AbstractAsyncContextManager[Any]: ...
+    async def consume_prompt(self, prompt_id: int) -> bool: ...
+
+
 class TriageService:
     def __init__(
         self,
-        db: Database,
+        store: TriageStorage,
         directory: CommuneDirectory,
         membership: Membership,
         *,
         admin_ids: frozenset[int],
         retention: timedelta,
     ) -> None:
-        self._db = db
+        self._store = store
         self._directory = directory
         self._membership = membership
         self._admin_ids = admin_ids
@@ -82,99 +155,63 @@ class TriageService:
 
     # --- reading -----------------------------------------------------------------------------
 
-    async def tip(self, tip_id: int) -> Tip:
-        async with self._db.session() as session:
-            tip = await session.get(Tip, tip_id)
+    async def tip(self, tip_id: int) -> TipRecord:
+        tip = await self._store.tip(tip_id)
         if tip is None:
             raise TriageError("not_found")
         return tip
 
-    async def tip_by_code(self, typed: str) -> Tip | None:
+    async def tip_by_code(self, typed: str) -> TipRecord | None:
         code = normalise_code(typed)
         if code is None:
             return None
-        async with self._db.session() as session:
-            return (await session.exec(select(Tip).where(Tip.code == code))).first()
+        return await self._store.tip_by_code(code)
 
-    async def history(self, tip_id: int) -> list[TipEvent]:
-        async with self._db.session() as session:
-            return list((await session.exec(
-                select(TipEvent).where(TipEvent.tip_id == tip_id).order_by(col(TipEvent.id))
-            )).all())
+    async def history(self, tip_id: int) -> list[EventRecord]:
+        return await self._store.events(tip_id)
 
-    async def queue(self, chat_id: int) -> list[Tip]:
+    async def pictures(self, tip_id: int) -> list[PictureRecord]:
+        """The tip's own pictures (not those of the reporter's answers), in order."""
+        return await self._store.pictures(tip_id, below_position=ANSWER_PICTURES_FROM)
+
+    async def queue(self, chat_id: int) -> list[TipRecord]:
         """Open tips owned by the commune or province this group serves: urgent first,
         then oldest first."""
-        async with self._db.session() as session:
-            link = await repo.link_by_chat(session, chat_id=chat_id)
-            if link is None:
-                return []
-            query = select(Tip).where(col(Tip.status).in_(OPEN_STATUSES))
-            if link.scope == "commune":
-                query = query.where(Tip.commune_code == link.code)
-            else:
-                query = query.where(Tip.province_code == link.code)
-            query = query.order_by(col(Tip.urgent).desc(), col(Tip.created_at))
-            return list((await session.exec(query)).all())
+        link = await self._store.link_of_chat(chat_id)
+        if link is None:
+            return []
+        return await self._store.open_tips(*link, OPEN_STATUSES)
 
     async def active_card(self, tip_id: int, chat_id: int, message_id: int) -> bool:
-        async with self._db.session() as session:
-            card = (await session.exec(select(TipCard).where(
-                TipCard.tip_id == tip_id, TipCard.chat_id == chat_id,
-                TipCard.message_id == message_id, col(TipCard.active).is_(True),
-            ))).first()
-        return card is not None
+        return await self._store.active_card(tip_id, chat_id, message_id)
 
     async def has_active_card_in(self, tip_id: int, chat_id: int) -> bool:
-        async with self._db.session() as session:
-            card = (await session.exec(select(TipCard).where(
-                TipCard.tip_id == tip_id, TipCard.chat_id == chat_id,
-                col(TipCard.active).is_(True),
-            ))).first()
-        return card is not None
+        return await self._store.has_active_card_in(tip_id, chat_id)
 
-    async def card_tip(self, chat_id: int, message_id: int) -> Tip | None:
+    async def card_tip(self, chat_id: int, message_id: int) -> TipRecord | None:
         """The tip whose active card (or card photo) this group message is."""
-        async with self._db.session() as session:
-            row = (await session.exec(
-                select(Tip).join(TipCard, col(TipCard.tip_id) == col(Tip.id)).where(
-                    TipCard.chat_id == chat_id, TipCard.message_id == message_id,
-                    col(TipCard.active).is_(True),
-                )
-            )).first()
-        return row
+        return await self._store.card_tip(chat_id, message_id)
 
     # --- who may act ---------------------------------------------------------------------
 
-    async def may_act(self, tip: Tip, user_id: int) -> bool:
+    async def may_act(self, tip: TipRecord, user_id: int) -> bool:
         """Admins; members of the group of the tip's commune; members of its province group."""
         if user_id in self._admin_ids:
             return True
-        async with self._db.session() as session:
-            links = [
-                await repo.link_by_target(session, scope="commune", code=tip.commune_code),
-                await repo.link_by_target(session, scope="province", code=tip.province_code),
-            ]
-        for link in links:
-            if link is not None and await self._membership.is_member(link.chat_id, user_id):
+        for chat_id in await self._store.chats_of_targets(groups_that_may_act(tip)):
+            if await self._membership.is_member(chat_id, user_id):
                 return True
         return False
 
-    async def can_see_in(self, tip: Tip, chat_id: int) -> bool:
+    async def can_see_in(self, tip: TipRecord, chat_id: int) -> bool:
         """A group may see a tip of its commune or province (no cross-commune leaks)."""
-        async with self._db.session() as session:
-            link = await repo.link_by_chat(session, chat_id=chat_id)
-        if link is None:
-            return False
-        if link.scope == "commune":
-            return link.code == tip.commune_code
-        return link.code == tip.province_code
+        return may_see(await self._store.link_of_chat(chat_id), tip)
 
     async def record_refusal(self, tip_id: int, action: str) -> None:
         """A refused attempt: audited and logged without the presser's identity."""
-        async with self._db.transaction() as session:
-            session.add(TipEvent(tip_id=tip_id, actor_kind="unknown", event="refused",
-                                 details=json.dumps({"action": action})))
+        async with self._changing() as unit:
+            await unit.add_event(tip_id, "refused", actor_kind="unknown",
+                                 details=json.dumps({"action": action}))
         log.info("triage action refused", extra={"tip_id": tip_id, "event": action})
 
     # --- changes ---------------------------------------------------------------------------
@@ -182,51 +219,33 @@ class TriageService:
     async def act(
         self, tip_id: int, action: Action, officer: Officer, *, choice: str | None = None,
         extra: dict[str, Any] | None = None,
-    ) -> Tip:
+    ) -> TipRecord:
         """One guarded status change with its audit row, card refresh and reporter notice."""
-        if action in (Action.TRANSFER, Action.ASK):
-            raise ValueError("use transfer() / ask()")
-        if action == Action.DONE and choice not in OUTCOMES:
-            raise TriageError("bad_choice")
-        if action == Action.INVALID and choice not in INVALID_REASONS:
-            raise TriageError("bad_choice")
-        sources, target = TRANSITIONS[action]
-        assert target is not None
         now = utcnow()
-        values: dict[str, Any] = {"status": target, "updated_at": now}
-        if action == Action.ACK:
-            values |= {"owner_id": officer.id, "owner_name": officer.name, "acknowledged_at": now}
-        if action in (Action.DONE, Action.INVALID):
-            values |= {"closed_at": now, "outcome": choice}
-        async with self._db.transaction() as session:
-            changed = await self._guarded_update(session, tip_id, sources, values)
-            if not changed:
-                raise TriageError("conflict", await self._detached(session, tip_id))
+        values = change_values(action, officer, choice, now)
+        sources, target = TRANSITIONS[action]
+        async with self._changing() as unit:
+            if not await unit.guarded_update(tip_id, sources, values):
+                raise TriageError("conflict", await unit.tip(tip_id))
             details = {"from": "/".join(sorted(sources)), "to": target} | (extra or {})
             if choice:
                 details["choice"] = choice
-            session.add(TipEvent(
-                tip_id=tip_id, actor_kind="officer", actor_id=officer.id,
-                actor_name=officer.name, event=str(action), details=json.dumps(details), at=now,
-            ))
-            session.add(OutboxMessage(kind="card_refresh", tip_id=tip_id))
+            await unit.add_event(tip_id, str(action), actor_kind="officer", actor_id=officer.id,
+                                 actor_name=officer.name, details=json.dumps(details), at=now)
+            await unit.add_outbox("card_refresh", tip_id)
             if action in (Action.ACK, Action.DONE, Action.INVALID):
-                session.add(OutboxMessage(kind="reporter_notice", tip_id=tip_id,
-                                          payload=json.dumps({"notice": str(action),
-                                                              "choice": choice})))
+                await unit.add_outbox("reporter_notice", tip_id, json.dumps(
+                    {"notice": str(action), "choice": choice}))
             if action in (Action.DONE, Action.INVALID):
-                await session.exec(
-                    update(TipReporter).where(col(TipReporter.tip_id) == tip_id)
-                    .values(purge_after=now + self._retention)
-                )
-            tip = await session.get(Tip, tip_id)
+                await unit.purge_reporter_after(tip_id, now + self._retention)
+            tip = await unit.tip(tip_id)
         log.info("tip status changed", extra={"tip_id": tip_id, "event": str(action)})
         assert tip is not None
         return tip
 
     async def transfer(
         self, tip_id: int, officer: Officer, *, to_commune: int | None
-    ) -> Tip:
+    ) -> TipRecord:
         """Move the tip to another commune's queue (``to_commune``) or up to its province
         group (None). It needs acknowledging again there; deadlines keep running from the
         original receipt time."""
@@ -234,8 +253,7 @@ class TriageService:
         assert target is not None
         now = utcnow()
         values: dict[str, Any] = {"status": target, "updated_at": now, "owner_id": None,
-                                  "owner_name": None, "acknowledged_at": None,
-                                  "transfers": Tip.transfers + 1}
+                                  "owner_name": None, "acknowledged_at": None}
         destination: dict[str, Any] = {"province_only": True}
         if to_commune is not None:
             commune = self._directory.commune(to_commune)
@@ -243,31 +261,23 @@ class TriageService:
                 raise TriageError("bad_choice")
             values |= {"commune_code": commune.code, "province_code": commune.province_code}
             destination = {"commune": commune.code}
-        async with self._db.transaction() as session:
-            before = await session.get(Tip, tip_id)
+        async with self._changing() as unit:
+            before = await unit.tip(tip_id)
             if before is None:
                 raise TriageError("not_found")
             if to_commune is not None and to_commune == before.commune_code:
                 raise TriageError("bad_choice")
-            old_commune = before.commune_code
-            if not await self._guarded_update(session, tip_id, sources, values):
-                raise TriageError("conflict", await self._detached(session, tip_id))
-            cards = (await session.exec(select(TipCard).where(
-                TipCard.tip_id == tip_id, col(TipCard.active).is_(True)
-            ))).all()
-            for card in cards:
-                card.active = False
-                session.add(OutboxMessage(kind="card_retire", tip_id=tip_id, payload=json.dumps(
-                    {"chat_id": card.chat_id, "message_id": card.message_id, "to": to_commune}
-                )))
-            session.add(TipEvent(
-                tip_id=tip_id, actor_kind="officer", actor_id=officer.id,
-                actor_name=officer.name, event="transfer", at=now,
-                details=json.dumps({"from_commune": old_commune} | destination),
-            ))
-            session.add(OutboxMessage(kind="tip_card", tip_id=tip_id,
-                                      payload=json.dumps({"route": destination})))
-            tip = await session.get(Tip, tip_id)
+            if not await unit.guarded_update(tip_id, sources, values, count_transfer=True):
+                raise TriageError("conflict", await unit.tip(tip_id))
+            for chat_id, message_id in await unit.retire_cards(tip_id):
+                await unit.add_outbox("card_retire", tip_id, json.dumps(
+                    {"chat_id": chat_id, "message_id": message_id, "to": to_commune}))
+            await unit.add_event(
+                tip_id, "transfer", actor_kind="officer", actor_id=officer.id,
+                actor_name=officer.name, at=now,
+                details=json.dumps({"from_commune": before.commune_code} | destination))
+            await unit.add_outbox("tip_card", tip_id, json.dumps({"route": destination}))
+            tip = await unit.tip(tip_id)
         assert tip is not None
         return tip
 
@@ -276,116 +286,82 @@ class TriageService:
         question = question.strip()[:3000]
         if not question:
             raise TriageError("bad_choice")
-        async with self._db.transaction() as session:
-            tip = await session.get(Tip, tip_id)
+        async with self._changing() as unit:
+            tip = await unit.tip(tip_id)
             if tip is None:
                 raise TriageError("not_found")
             if tip.status not in TRANSITIONS[Action.ASK][0]:
-                raise TriageError("conflict", await self._detached(session, tip_id))
-            session.add(TipEvent(tip_id=tip_id, actor_kind="officer", actor_id=officer.id,
-                                 actor_name=officer.name, event="question",
-                                 details=json.dumps({"text": question}, ensure_ascii=False)))
-            session.add(OutboxMessage(kind="reporter_notice", tip_id=tip_id, payload=json.dumps(
-                {"notice": "question", "text": question}, ensure_ascii=False
-            )))
+                raise TriageError("conflict", tip)
+            await unit.add_event(
+                tip_id, "question", actor_kind="officer", actor_id=officer.id,
+                actor_name=officer.name,
+                details=json.dumps({"text": question}, ensure_ascii=False))
+            await unit.add_outbox("reporter_notice", tip_id, json.dumps(
+                {"notice": "question", "text": question}, ensure_ascii=False))
 
     async def note(self, tip_id: int, officer: Officer, text: str) -> None:
         """An internal note: stored and shown on /tip, never relayed."""
-        async with self._db.transaction() as session:
-            session.add(TipEvent(tip_id=tip_id, actor_kind="officer", actor_id=officer.id,
-                                 actor_name=officer.name, event="note",
-                                 details=json.dumps({"text": text[:3000]}, ensure_ascii=False)))
+        async with self._changing() as unit:
+            await unit.add_event(
+                tip_id, "note", actor_kind="officer", actor_id=officer.id,
+                actor_name=officer.name,
+                details=json.dumps({"text": text[:3000]}, ensure_ascii=False))
 
     async def add_card(self, tip_id: int, chat_id: int, message_id: int) -> None:
         """A card posted again (/tip): it is live too, and edited with the others."""
-        async with self._db.transaction() as session:
-            session.add(TipCard(tip_id=tip_id, chat_id=chat_id, message_id=message_id))
+        async with self._changing() as unit:
+            await unit.add_card(tip_id, chat_id, message_id)
 
     async def remember_prompt(
         self, tip_id: int, chat_id: int, message_id: int, purpose: str, officer: Officer
     ) -> None:
-        async with self._db.transaction() as session:
-            session.add(RelayMessage(tip_id=tip_id, side="group", key=str(chat_id),
-                                     message_id=message_id, purpose=purpose,
-                                     officer_id=officer.id))
+        async with self._changing() as unit:
+            await unit.add_prompt(tip_id, side="group", key=str(chat_id),
+                                  message_id=message_id, purpose=purpose,
+                                  officer_id=officer.id)
 
     async def consume_prompt(self, prompt_id: int) -> bool:
         """A prompt is answered once: True for the first answer only."""
-        async with self._db.transaction() as session:
-            result = await session.exec(
-                delete(RelayMessage).where(col(RelayMessage.id) == prompt_id)
-            )
-        return bool(result.rowcount == 1)
+        return await self._store.consume_prompt(prompt_id)
 
-    async def prompt(self, chat_id: int, message_id: int) -> RelayMessage | None:
-        async with self._db.session() as session:
-            return (await session.exec(select(RelayMessage).where(
-                RelayMessage.side == "group", RelayMessage.key == str(chat_id),
-                RelayMessage.message_id == message_id,
-            ))).first()
+    async def prompt(self, chat_id: int, message_id: int) -> PromptRecord | None:
+        return await self._store.prompt(chat_id, message_id)
 
     # --- the reporter's side ---------------------------------------------------------------
 
     async def question_for_reply(self, pseudonym: str, message_id: int) -> ReporterAnswer | None:
         """The tip whose police question this reporter is replying to."""
-        async with self._db.session() as session:
-            row = (await session.exec(
-                select(Tip).join(RelayMessage, col(RelayMessage.tip_id) == col(Tip.id)).where(
-                    RelayMessage.side == "reporter", RelayMessage.key == pseudonym,
-                    RelayMessage.message_id == message_id,
-                )
-            )).first()
-        return ReporterAnswer(row.id, row.code) if row is not None and row.id else None
+        found = await self._store.question_for_reply(pseudonym, message_id)
+        return ReporterAnswer(*found) if found is not None else None
 
     async def own_tip(self, pseudonym: str, typed_code: str) -> ReporterAnswer | None:
         """The tip with this code if this reporter sent it (others learn nothing)."""
         code = normalise_code(typed_code)
         if code is None:
             return None
-        async with self._db.session() as session:
-            row = (await session.exec(
-                select(Tip).join(TipReporter, col(TipReporter.tip_id) == col(Tip.id)).where(
-                    col(Tip.code) == code, col(TipReporter.pseudonym) == pseudonym
-                )
-            )).first()
-        return ReporterAnswer(row.id, row.code) if row is not None and row.id else None
+        found = await self._store.own_tip(pseudonym, code)
+        return ReporterAnswer(*found) if found is not None else None
 
     async def reporter_answer(
         self, tip_id: int, text: str | None, photos: list[tuple[bytes, int, int]]
     ) -> None:
         """The reporter's answer goes to the group as a reply to the card."""
-        async with self._db.transaction() as session:
-            photo_ids: list[int] = []
-            for index, (data, width, height) in enumerate(photos):
-                photo = Photo(tip_id=tip_id, position=10_000 + index, data=data, width=width,
-                              height=height)
-                session.add(photo)
-                await session.flush()
-                assert photo.id is not None
-                photo_ids.append(photo.id)
-            session.add(TipEvent(tip_id=tip_id, actor_kind="resident", event="answer",
-                                 details=json.dumps({"text": text, "photos": len(photos)},
-                                                    ensure_ascii=False)))
-            session.add(OutboxMessage(kind="group_relay", tip_id=tip_id, payload=json.dumps(
-                {"text": text, "photo_ids": photo_ids}, ensure_ascii=False
-            )))
+        async with self._changing() as unit:
+            photo_ids = [
+                await unit.add_photo(tip_id, position=ANSWER_PICTURES_FROM + index, data=data,
+                                     width=width, height=height)
+                for index, (data, width, height) in enumerate(photos)
+            ]
+            await unit.add_event(tip_id, "answer", actor_kind="resident", details=json.dumps(
+                {"text": text, "photos": len(photos)}, ensure_ascii=False))
+            await unit.add_outbox("group_relay", tip_id, json.dumps(
+                {"text": text, "photo_ids": photo_ids}, ensure_ascii=False))
 
     # --- helpers -----------------------------------------------------------------------------
 
-    @staticmethod
-    async def _detached(session: AsyncSession, tip_id: int) -> Tip | None:
-        """The tip as it is now, usable after the failed transaction rolls back."""
-        tip = await session.get(Tip, tip_id, populate_existing=True)
-        if tip is not None:
-            session.expunge(tip)
-        return tip
+    def _changing(self) -> AbstractAsyncContextManager[TriageUnitLike]:
+        return self._store.changing()
 
-    async def _guarded_update(
-        self, session: AsyncSession, tip_id: int, sources: frozenset[str], values: dict[str, Any]
-    ) -> bool:
-        result = await session.exec(
-            update(Tip)
-            .where(col(Tip.id) == tip_id, col(Tip.status).in_(sources))
-            .values(**values)
-        )
-        return bool(result.rowcount == 1)
+
+__all__ = ["ANSWER_PICTURES_FROM", "Membership", "Officer", "ReporterAnswer", "TriageError",
+           "TriageService", "change_values", "groups_that_may_act", "may_see"]
