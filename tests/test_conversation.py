@@ -46,7 +46,11 @@ from bot.domain.tips import TipQueries
 from bot.domain.triage import TriageService
 from bot.i18n import Translator
 from storage.db import Database
+from storage.intake import IntakeStore
 from storage.models import OutboxMessage, Tip
+from storage.residents import ResidentStore
+from storage.tips import TipsStore
+from storage.triage import TriageStore
 
 SECRET = b"conversation-test-secret-0123456789"
 PHUC_KHANH = 2998
@@ -91,13 +95,13 @@ async def conversation(database: Database, directory: CommuneDirectory) -> Conve
     router = Router(ops_chat_id=None)
     services = CoreServices(
         settings=Zone(), directory=directory, translator=translator,
-        residents=ResidentPreferences(database), categories=categories,
+        residents=ResidentPreferences(ResidentStore(database)), categories=categories,
         locator=CommuneLocator([]),
-        intake=IntakeService(database, directory, categories, sealer, router),
-        tips=TipQueries(database),
+        intake=IntakeService(IntakeStore(database), directory, categories, sealer, router),
+        tips=TipQueries(TipsStore(database)),
         outbox=OutboxWorker(database, CardRenderer(directory, categories, Zone().zone), router,
                             ReporterNotices(translator, sealer, directory)),
-        triage=TriageService(database, directory, NoMembers(), admin_ids=frozenset(),
+        triage=TriageService(TriageStore(database), directory, NoMembers(), admin_ids=frozenset(),
                              retention=timedelta(days=90)),
         pictures=PictureJobs(workers=1),
     )
