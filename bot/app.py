@@ -45,6 +45,7 @@ from bot.webhook import WebhookInbox
 from scheduler.jobs import schedule_housekeeping
 from storage import migrate
 from storage.db import Database
+from storage.outbox_store import OutboxStore
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Ser
         intake=IntakeService(db, directory, categories, sealer, router),
         tips=TipQueries(db),
         outbox=OutboxWorker(
-            db, renderer, router, ReporterNotices(translator, sealer, directory)
+            OutboxStore(db), renderer, router, ReporterNotices(translator, sealer, directory)
         ),
         renderer=renderer,
         boundaries_version=version,

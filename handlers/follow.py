@@ -11,6 +11,7 @@ from telegram.constants import ParseMode
 from bot.context import TiplineContext
 from bot.domain.cards import format_time
 from bot.domain.receipts import normalise_code
+from bot.domain.status import resident_label
 from bot.domain.tips import LookupThrottled, TipStatus
 from bot.i18n import Gettext
 from handlers import answers, intake
@@ -26,15 +27,7 @@ from handlers.keyboards import (
 
 
 def status_label(status: str, _: Gettext) -> str:
-    labels = {
-        "new": _("received, waiting for the police to take it up"),
-        "acknowledged": _("taken up by the police"),
-        "verifying": _("being verified by the police"),
-        "processed": _("processed"),
-        "invalid": _("reviewed; not enough grounds to act on it"),
-        "transferred": _("passed to the competent police unit"),
-    }
-    return labels.get(status, status)
+    return resident_label(status, _)
 
 
 def describe_status(tip: TipStatus, _: Gettext, zone: ZoneInfo) -> str:

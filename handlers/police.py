@@ -16,8 +16,8 @@ from telegram import ForceReply, Message, ReplyParameters, Update, User
 from telegram.constants import ParseMode
 
 from bot.context import TiplineContext
-from bot.domain.cards import STATUS_LABELS, format_time, reporter_alias
-from bot.domain.status import OPEN_STATUSES, TRANSITIONS, Action
+from bot.domain.cards import format_time, reporter_alias
+from bot.domain.status import OPEN_STATUSES, TRANSITIONS, Action, police_label
 from bot.domain.text import echo
 from bot.domain.triage import Officer, TriageError
 from bot.i18n import N_, Gettext
@@ -158,7 +158,7 @@ def _sources(action: str) -> frozenset[str]:
 
 
 def _conflict_text(tip: Tip, _: Gettext) -> str:
-    status = STATUS_LABELS.get(tip.status, tip.status)
+    status = police_label(tip.status)
     if tip.owner_name and tip.status != "new":
         return _("Already {status} – {officer} is in charge.").format(
             status=status.lower(), officer=tip.owner_name)
@@ -305,7 +305,7 @@ async def queue_command(update: Update, context: TiplineContext) -> None:
         overdue = " ⚠️ " + _("OVERDUE") if due < utcnow() else ""
         lines.append(
             f"{'🔴 ' if tip.urgent else ''}<code>{tip.code}</code> · "
-            f"{html.escape(STATUS_LABELS.get(tip.status, tip.status))} · "
+            f"{html.escape(police_label(tip.status))} · "
             + _("due {when}").format(when=format_time(due, zone)) + overdue
         )
     if len(tips) > 40:

@@ -23,6 +23,7 @@ from bot.domain.outbox import (
     URGENT_LEASE,
     Buttons,
     DeliveryError,
+    DeliveryPolicy,
     OutboxWorker,
     RetryLater,
 )
@@ -31,6 +32,7 @@ from bot.domain.sealing import ChatSealer, ReplyAddress
 from bot.i18n import Translator
 from storage.db import Database
 from storage.models import GroupLink, OutboxMessage, Tip, TipCard, TipEvent, utcnow
+from storage.outbox_store import OutboxStore
 
 SECRET = b"outbox-worker-test-secret-0123456789"
 GROUP = -5_000_002_998
@@ -72,12 +74,12 @@ def directory() -> CommuneDirectory:
 
 def make_worker(
     database: Database, directory: CommuneDirectory, *, node: str | None = None,
-    run_id: str | None = None,
+    run_id: str | None = None, policy: DeliveryPolicy | None = None,
 ) -> OutboxWorker:
     renderer = CardRenderer(directory, Categories.load(), ZoneInfo("Asia/Ho_Chi_Minh"))
     notices = ReporterNotices(Translator.load(), ChatSealer(SECRET), directory)
-    return OutboxWorker(database, renderer, Router(ops_chat_id=None), notices, poll_interval=0.2,
-                        node=node, run_id=run_id)
+    return OutboxWorker(OutboxStore(database), renderer, Router(ops_chat_id=None), notices,
+                        poll_interval=0.2, node=node, run_id=run_id, policy=policy)
 
 
 async def test_a_burst_of_tips_gets_each_card_once_with_shared_bookkeeping(
@@ -160,9 +162,8 @@ class SlowGroupTransport(RecordingTransport):
 
 
 async def test_a_row_still_being_sent_is_not_taken_again_when_its_lease_runs_out(
-    database: Database, directory: CommuneDirectory, monkeypatch: pytest.MonkeyPatch
+    database: Database, directory: CommuneDirectory
 ) -> None:
-    monkeypatch.setattr("bot.domain.outbox.LEASE", timedelta(milliseconds=50))
     async with database.transaction() as session:
         session.add(GroupLink(chat_id=GROUP, scope="commune", code=2998, province_code=15,
                               linked_by=1))
@@ -174,7 +175,8 @@ async def test_a_row_still_being_sent_is_not_taken_again_when_its_lease_runs_out
     await intake.add_text("slow", "Sự việc")
     await intake.finish_attachments("slow")
     await intake.submit("slow", ReplyAddress("tg", "1"), channel="telegram")
-    worker = make_worker(database, directory)
+    worker = make_worker(database, directory,
+                         policy=DeliveryPolicy(lease=timedelta(milliseconds=50)))
     transport = SlowGroupTransport()
     worker.start(transport)
     try:

@@ -33,7 +33,7 @@ from bot.domain.batching import GroupCommit
 from bot.domain.categories import Categories
 from bot.domain.communes import Commune, CommuneDirectory, Province
 from bot.domain.deadlines import DeadlinePolicy
-from bot.domain.outbox import RECEIPT
+from bot.domain.outbox.payloads import OutboxKind
 from bot.domain.photos import SanitisedPhoto
 from bot.domain.receipts import new_code
 from bot.domain.routing import Router
@@ -419,10 +419,10 @@ class IntakeService:
             ])
             receipt_due = now + RECEIPT_DELAY
             await sql.execute(_SQL.insert_outbox, [
-                *({"kind": "tip_card", "tip_id": tip_id, "next_attempt_at": now,
-                   "created_at": now} for tip_id in tip_ids),
-                *({"kind": RECEIPT, "tip_id": tip_id, "next_attempt_at": receipt_due,
-                   "created_at": now} for tip_id in tip_ids),
+                *({"kind": str(OutboxKind.TIP_CARD), "tip_id": tip_id,
+                   "next_attempt_at": now, "created_at": now} for tip_id in tip_ids),
+                *({"kind": str(OutboxKind.RECEIPT), "tip_id": tip_id,
+                   "next_attempt_at": receipt_due, "created_at": now} for tip_id in tip_ids),
             ])
             await sql.execute(self._upsert_residents, [  # the commune and language for next time
                 {"pseudonym": request.pseudonym, "last_commune_code": commune.code,

@@ -19,6 +19,15 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.domain.communes import CommuneDirectory
+from bot.domain.outbox.payloads import (
+    CardRefreshPayload,
+    CardRetirePayload,
+    GroupRelayPayload,
+    NoticeKind,
+    Payload,
+    ReporterNoticePayload,
+    TipCardPayload,
+)
 from bot.domain.receipts import normalise_code
 from bot.domain.status import INVALID_REASONS, OPEN_STATUSES, OUTCOMES, TRANSITIONS, Action
 from storage import repositories as repo
@@ -209,11 +218,11 @@ class TriageService:
                 tip_id=tip_id, actor_kind="officer", actor_id=officer.id,
                 actor_name=officer.name, event=str(action), details=json.dumps(details), at=now,
             ))
-            session.add(OutboxMessage(kind="card_refresh", tip_id=tip_id))
+            session.add(_row(tip_id, CardRefreshPayload()))
             if action in (Action.ACK, Action.DONE, Action.INVALID):
-                session.add(OutboxMessage(kind="reporter_notice", tip_id=tip_id,
-                                          payload=json.dumps({"notice": str(action),
-                                                              "choice": choice})))
+                notice: NoticeKind = "ack" if action == Action.ACK else \
+                    "done" if action == Action.DONE else "invalid"
+                session.add(_row(tip_id, ReporterNoticePayload(notice=notice, choice=choice)))
             if action in (Action.DONE, Action.INVALID):
                 await session.exec(
                     update(TipReporter).where(col(TipReporter.tip_id) == tip_id)
@@ -257,16 +266,15 @@ class TriageService:
             ))).all()
             for card in cards:
                 card.active = False
-                session.add(OutboxMessage(kind="card_retire", tip_id=tip_id, payload=json.dumps(
-                    {"chat_id": card.chat_id, "message_id": card.message_id, "to": to_commune}
-                )))
+                session.add(_row(tip_id, CardRetirePayload(
+                    chat_id=card.chat_id, message_id=card.message_id, to=to_commune)))
             session.add(TipEvent(
                 tip_id=tip_id, actor_kind="officer", actor_id=officer.id,
                 actor_name=officer.name, event="transfer", at=now,
                 details=json.dumps({"from_commune": old_commune} | destination),
             ))
-            session.add(OutboxMessage(kind="tip_card", tip_id=tip_id,
-                                      payload=json.dumps({"route": destination})))
+            session.add(_row(tip_id, TipCardPayload(route_commune=to_commune,
+                                                    route_province_only=to_commune is None)))
             tip = await session.get(Tip, tip_id)
         assert tip is not None
         return tip
@@ -285,9 +293,7 @@ class TriageService:
             session.add(TipEvent(tip_id=tip_id, actor_kind="officer", actor_id=officer.id,
                                  actor_name=officer.name, event="question",
                                  details=json.dumps({"text": question}, ensure_ascii=False)))
-            session.add(OutboxMessage(kind="reporter_notice", tip_id=tip_id, payload=json.dumps(
-                {"notice": "question", "text": question}, ensure_ascii=False
-            )))
+            session.add(_row(tip_id, ReporterNoticePayload(notice="question", text=question)))
 
     async def note(self, tip_id: int, officer: Officer, text: str) -> None:
         """An internal note: stored and shown on /tip, never relayed."""
@@ -366,9 +372,7 @@ class TriageService:
             session.add(TipEvent(tip_id=tip_id, actor_kind="resident", event="answer",
                                  details=json.dumps({"text": text, "photos": len(photos)},
                                                     ensure_ascii=False)))
-            session.add(OutboxMessage(kind="group_relay", tip_id=tip_id, payload=json.dumps(
-                {"text": text, "photo_ids": photo_ids}, ensure_ascii=False
-            )))
+            session.add(_row(tip_id, GroupRelayPayload(text=text, photo_ids=tuple(photo_ids))))
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -389,3 +393,8 @@ class TriageService:
             .values(**values)
         )
         return bool(result.rowcount == 1)
+
+
+def _row(tip_id: int, payload: Payload) -> OutboxMessage:
+    """An outbox row of the payload's kind (sent by the outbox worker)."""
+    return OutboxMessage(kind=str(payload.kind), tip_id=tip_id, payload=payload.to_json())
