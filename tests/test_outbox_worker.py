@@ -437,3 +437,48 @@ async def test_a_pending_receipt_holds_back_nothing_of_its_tip(
             select(OutboxMessage).where(OutboxMessage.kind == "receipt")
         )).one()
     assert (receipt.status, receipt.attempts) == ("pending", 0)
+
+
+OPS = -5_000_000_001
+
+
+async def test_a_forged_payload_sends_nothing_and_is_given_up_to_the_admins(
+    database: Database, directory: CommuneDirectory
+) -> None:
+    """A row whose payload no writer produces (here a notice with a key of its own) is not
+    sent: its attempt fails like any other, and once the policy gives up the admins' ops
+    chat is told, in Vietnamese, and the tip's history records it."""
+    await link_group(database)
+    tip = await submit_one(database, directory, "forged")
+    async with database.transaction() as session:
+        session.add(OutboxMessage(kind="reporter_notice", tip_id=tip.tip_id, payload=json.dumps(
+            {"notice": "ack", "choice": None, "chat_id": 12345}
+        )))
+    renderer = CardRenderer(directory, Categories.load(), ZoneInfo("Asia/Ho_Chi_Minh"))
+    notices = ReporterNotices(Translator.load(), ChatSealer(SECRET), directory)
+    worker = OutboxWorker(OutboxStore(database), renderer, Router(ops_chat_id=OPS), notices,
+                          poll_interval=0.05, policy=DeliveryPolicy(max_attempts=1))
+    transport = ReporterTransport()
+    worker.start(transport)
+    try:
+        await sent_by(worker, 1)  # the card
+        for _ in range(250):
+            if any(chat == OPS for chat, _text in transport.sent):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await worker.stop()
+    assert transport.to_reporter == []
+    assert [text for chat, text in transport.sent if chat == OPS] == [
+        f"⚠️ Không gửi được (reporter_notice) cho tin báo số {tip.tip_id} sau 1 lần thử: "
+        "PayloadError: unknown keys [&#x27;chat_id&#x27;]"
+    ]
+    async with database.session() as session:
+        notice = (await session.exec(
+            select(OutboxMessage).where(OutboxMessage.kind == "reporter_notice")
+        )).one()
+        events = (await session.exec(
+            select(TipEvent).where(TipEvent.event == "delivery_failed")
+        )).all()
+    assert notice.status == "failed"
+    assert [json.loads(e.details or "{}") for e in events] == [{"kind": "reporter_notice"}]

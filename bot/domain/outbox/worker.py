@@ -25,6 +25,7 @@ from bot.domain.outbox.deliveries.relay import GroupRelayDelivery
 from bot.domain.outbox.payloads import (
     OutboxKind,
     Payload,
+    PayloadError,
     ReceiptPayload,
     TipCardPayload,
     parse_payload,
@@ -287,9 +288,10 @@ class OutboxWorker:
         delay = policy.retry_delay(row.attempts, seconds)
         payload = None
         if maybe_sent and card:
-            progress = TipCardPayload.from_json(row.payload)
-            if progress.card is None and not progress.resend:
-                payload = row.payload = replace(progress, resend=True).to_json()
+            with contextlib.suppress(PayloadError):  # a forged row: retried as it is
+                progress = TipCardPayload.from_json(row.payload)
+                if progress.card is None and not progress.resend:
+                    payload = row.payload = replace(progress, resend=True).to_json()
         await self.store.reschedule(row.id, due=utcnow() + timedelta(seconds=delay),
                                     error=reason, payload=payload)
         self.stats.retried += 1
