@@ -51,6 +51,7 @@ from storage.areas import boundaries_version, load_locator
 from storage.db import Database
 from storage.groups import GroupStore
 from storage.intake import IntakeStore
+from storage.outbox_store import OutboxStore
 from storage.residents import ResidentStore
 from storage.tips import TipsStore
 from storage.triage import TriageStore
@@ -104,7 +105,7 @@ async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Ser
         intake=IntakeService(IntakeStore(db), directory, categories, sealer, router),
         tips=TipQueries(TipsStore(db)),
         outbox=OutboxWorker(
-            db, renderer, router, ReporterNotices(translator, sealer, directory)
+            OutboxStore(db), renderer, router, ReporterNotices(translator, sealer, directory)
         ),
         renderer=renderer,
         boundaries_version=version,

@@ -19,13 +19,12 @@ from bot.context import TiplineContext
 from bot.domain.cards import (
     INVALID_LABELS,
     OUTCOME_LABELS,
-    STATUS_LABELS,
     format_time,
     photo_caption,
     reporter_alias,
 )
 from bot.domain.records import EventRecord, TipRecord
-from bot.domain.status import OPEN_STATUSES, TRANSITIONS, Action
+from bot.domain.status import OPEN_STATUSES, TRANSITIONS, Action, police_label
 from bot.domain.text import echo
 from bot.domain.triage import Officer, TriageError, utcnow
 from bot.i18n import N_, Gettext
@@ -174,7 +173,7 @@ def _sources(action: str) -> frozenset[str]:
 
 
 def _conflict_text(tip: TipRecord, _: Gettext) -> str:
-    status = STATUS_LABELS.get(tip.status, tip.status)
+    status = police_label(tip.status)
     if tip.owner_name and tip.status != "new":
         return _("Already {status} – {officer} is in charge.").format(
             status=status.lower(), officer=tip.owner_name)
@@ -322,7 +321,7 @@ async def queue_command(update: Update, context: TiplineContext) -> None:
         overdue = " ⚠️ " + _("OVERDUE") if due < utcnow() else ""
         lines.append(
             f"{'🔴 ' if tip.urgent else ''}<code>{tip.code}</code> · "
-            f"{html.escape(STATUS_LABELS.get(tip.status, tip.status))} · "
+            f"{html.escape(police_label(tip.status))} · "
             + _("due {when}").format(when=format_time(due, zone)) + overdue
         )
     if len(tips) > 40:

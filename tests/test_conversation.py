@@ -48,6 +48,7 @@ from bot.i18n import Translator
 from storage.db import Database
 from storage.intake import IntakeStore
 from storage.models import OutboxMessage, Tip
+from storage.outbox_store import OutboxStore
 from storage.residents import ResidentStore
 from storage.tips import TipsStore
 from storage.triage import TriageStore
@@ -99,8 +100,10 @@ async def conversation(database: Database, directory: CommuneDirectory) -> Conve
         locator=CommuneLocator([]),
         intake=IntakeService(IntakeStore(database), directory, categories, sealer, router),
         tips=TipQueries(TipsStore(database)),
-        outbox=OutboxWorker(database, CardRenderer(directory, categories, Zone().zone), router,
-                            ReporterNotices(translator, sealer, directory)),
+        outbox=OutboxWorker(
+            OutboxStore(database), CardRenderer(directory, categories, Zone().zone), router,
+            ReporterNotices(translator, sealer, directory),
+        ),
         triage=TriageService(TriageStore(database), directory, NoMembers(), admin_ids=frozenset(),
                              retention=timedelta(days=90)),
         pictures=PictureJobs(workers=1),

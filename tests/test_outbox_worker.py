@@ -23,6 +23,7 @@ from bot.domain.outbox import (
     URGENT_LEASE,
     Buttons,
     DeliveryError,
+    DeliveryPolicy,
     OutboxWorker,
     RetryLater,
 )
@@ -32,6 +33,7 @@ from bot.i18n import Translator
 from storage.db import Database
 from storage.intake import IntakeStore
 from storage.models import GroupLink, OutboxMessage, Tip, TipCard, TipEvent, utcnow
+from storage.outbox_store import OutboxStore
 
 SECRET = b"outbox-worker-test-secret-0123456789"
 GROUP = -5_000_002_998
@@ -73,12 +75,12 @@ def directory() -> CommuneDirectory:
 
 def make_worker(
     database: Database, directory: CommuneDirectory, *, node: str | None = None,
-    run_id: str | None = None,
+    run_id: str | None = None, policy: DeliveryPolicy | None = None,
 ) -> OutboxWorker:
     renderer = CardRenderer(directory, Categories.load(), ZoneInfo("Asia/Ho_Chi_Minh"))
     notices = ReporterNotices(Translator.load(), ChatSealer(SECRET), directory)
-    return OutboxWorker(database, renderer, Router(ops_chat_id=None), notices, poll_interval=0.2,
-                        node=node, run_id=run_id)
+    return OutboxWorker(OutboxStore(database), renderer, Router(ops_chat_id=None), notices,
+                        poll_interval=0.2, node=node, run_id=run_id, policy=policy)
 
 
 async def test_a_burst_of_tips_gets_each_card_once_with_shared_bookkeeping(
@@ -161,9 +163,8 @@ class SlowGroupTransport(RecordingTransport):
 
 
 async def test_a_row_still_being_sent_is_not_taken_again_when_its_lease_runs_out(
-    database: Database, directory: CommuneDirectory, monkeypatch: pytest.MonkeyPatch
+    database: Database, directory: CommuneDirectory
 ) -> None:
-    monkeypatch.setattr("bot.domain.outbox.LEASE", timedelta(milliseconds=50))
     async with database.transaction() as session:
         session.add(GroupLink(chat_id=GROUP, scope="commune", code=2998, province_code=15,
                               linked_by=1))
@@ -175,7 +176,8 @@ async def test_a_row_still_being_sent_is_not_taken_again_when_its_lease_runs_out
     await intake.add_text("slow", "Sự việc")
     await intake.finish_attachments("slow")
     await intake.submit("slow", ReplyAddress("tg", "1"), channel="telegram")
-    worker = make_worker(database, directory)
+    worker = make_worker(database, directory,
+                         policy=DeliveryPolicy(lease=timedelta(milliseconds=50)))
     transport = SlowGroupTransport()
     worker.start(transport)
     try:
@@ -436,3 +438,48 @@ async def test_a_pending_receipt_holds_back_nothing_of_its_tip(
             select(OutboxMessage).where(OutboxMessage.kind == "receipt")
         )).one()
     assert (receipt.status, receipt.attempts) == ("pending", 0)
+
+
+OPS = -5_000_000_001
+
+
+async def test_a_forged_payload_sends_nothing_and_is_given_up_to_the_admins(
+    database: Database, directory: CommuneDirectory
+) -> None:
+    """A row whose payload no writer produces (here a notice with a key of its own) is not
+    sent: its attempt fails like any other, and once the policy gives up the admins' ops
+    chat is told, in Vietnamese, and the tip's history records it."""
+    await link_group(database)
+    tip = await submit_one(database, directory, "forged")
+    async with database.transaction() as session:
+        session.add(OutboxMessage(kind="reporter_notice", tip_id=tip.tip_id, payload=json.dumps(
+            {"notice": "ack", "choice": None, "chat_id": 12345}
+        )))
+    renderer = CardRenderer(directory, Categories.load(), ZoneInfo("Asia/Ho_Chi_Minh"))
+    notices = ReporterNotices(Translator.load(), ChatSealer(SECRET), directory)
+    worker = OutboxWorker(OutboxStore(database), renderer, Router(ops_chat_id=OPS), notices,
+                          poll_interval=0.05, policy=DeliveryPolicy(max_attempts=1))
+    transport = ReporterTransport()
+    worker.start(transport)
+    try:
+        await sent_by(worker, 1)  # the card
+        for _ in range(250):
+            if any(chat == OPS for chat, _text in transport.sent):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await worker.stop()
+    assert transport.to_reporter == []
+    assert [text for chat, text in transport.sent if chat == OPS] == [
+        f"⚠️ Không gửi được (reporter_notice) cho tin báo số {tip.tip_id} sau 1 lần thử: "
+        "PayloadError: unknown keys [&#x27;chat_id&#x27;]"
+    ]
+    async with database.session() as session:
+        notice = (await session.exec(
+            select(OutboxMessage).where(OutboxMessage.kind == "reporter_notice")
+        )).one()
+        events = (await session.exec(
+            select(TipEvent).where(TipEvent.event == "delivery_failed")
+        )).all()
+    assert notice.status == "failed"
+    assert [json.loads(e.details or "{}") for e in events] == [{"kind": "reporter_notice"}]

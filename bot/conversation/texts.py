@@ -11,6 +11,7 @@ from bot.domain.cards import format_time
 from bot.domain.categories import Categories
 from bot.domain.communes import place_in_sentence
 from bot.domain.intake import DraftView, IntakeError, Step
+from bot.domain.status import resident_label
 from bot.domain.text import echo
 from bot.domain.tips import TipStatus
 from bot.i18n import SUPPORTED_LANGUAGES, Gettext
@@ -221,15 +222,7 @@ def refusal(error: IntakeError, _: Gettext) -> str:
 
 
 def status_label(status: str, _: Gettext) -> str:
-    labels = {
-        "new": _("received, waiting for the police to take it up"),
-        "acknowledged": _("taken up by the police"),
-        "verifying": _("being verified by the police"),
-        "processed": _("processed"),
-        "invalid": _("reviewed; not enough grounds to act on it"),
-        "transferred": _("passed to the competent police unit"),
-    }
-    return labels.get(status, status)
+    return resident_label(status, _)  # the one table: bot/domain/status.py
 
 
 def describe_status(tip: TipStatus, _: Gettext, zone: ZoneInfo) -> str:

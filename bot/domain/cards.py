@@ -9,13 +9,56 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
-from bot.domain.records import TipRecord
-from bot.domain.status import allowed_actions
-from storage.models import Tip
+from bot.domain.status import TipStatus, allowed_actions, police_label
+
+
+class TipView(Protocol):
+    """What the card (and the outbox) read of a tip; a stored tip is one."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def commune_code(self) -> int: ...
+    @property
+    def province_code(self) -> int: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def urgent(self) -> bool: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def latitude(self) -> float | None: ...
+    @property
+    def longitude(self) -> float | None: ...
+    @property
+    def photo_count(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def outcome(self) -> str | None: ...
+    @property
+    def queue_scope(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def ack_due_at(self) -> datetime: ...
+    @property
+    def settle_due_at(self) -> datetime: ...
+    @property
+    def owner_name(self) -> str | None: ...
+    @property
+    def acknowledged_at(self) -> datetime | None: ...
+    @property
+    def closed_at(self) -> datetime | None: ...
+
 
 TEXT_LIMIT = 4096  # Telegram sendMessage limit (characters after entity parsing)
 CAPTION_LIMIT = 1024
@@ -41,14 +84,6 @@ BUTTON_ROWS = (
     (("ask", "❓ Hỏi thêm"),),
     (("transfer", "↪️ Chuyển"), ("invalid", "🚫 Không hợp lệ")),
 )
-STATUS_LABELS = {
-    "new": "Mới – chờ tiếp nhận",
-    "acknowledged": "Đã tiếp nhận",
-    "verifying": "Đang xác minh",
-    "processed": "Đã xử lý xong",
-    "invalid": "Không hợp lệ",
-    "transferred": "Đã chuyển",
-}
 # the outbox may post a card twice around a crash (sent, then the process died before it
 # recorded that): a card sent again after such a break says so
 RESENT_NOTE = ("🔁 <b>Gửi lại</b>: thẻ này có thể trùng với một thẻ đã gửi trước đó (máy chủ "
@@ -74,7 +109,7 @@ class CardRenderer:
     zone: ZoneInfo
 
     def render(
-        self, tip: Tip | TipRecord, *, queue_scope: str | None = None, resent: bool = False
+        self, tip: TipView, *, queue_scope: str | None = None, resent: bool = False
     ) -> list[str]:
         """The card as one or more HTML messages, each within Telegram's limit; ``resent``:
         an earlier attempt may have posted it already (marked, so police see the pair)."""
@@ -102,7 +137,7 @@ class CardRenderer:
                          f"{format_time(tip.acknowledged_at, self.zone)})")
         if tip.closed_at is not None:
             lines.append(f"🏁 Đóng lúc: {format_time(tip.closed_at, self.zone)}")
-        elif tip.status == "new":
+        elif tip.status == TipStatus.NEW:
             lines.append(f"⏳ Hạn tiếp nhận: {format_time(tip.ack_due_at, self.zone)}")
         else:
             lines.append(f"⏳ Hạn giải quyết: {format_time(tip.settle_due_at, self.zone)}")
@@ -117,22 +152,22 @@ class CardRenderer:
         return split_html_body(header, html.escape(tip.description), f"(tiếp – {tip.code})\n")
 
 
-    def _status_line(self, tip: Tip | TipRecord) -> str:
-        label = STATUS_LABELS.get(tip.status, tip.status)
-        if tip.status == "processed" and tip.outcome:
+    def _status_line(self, tip: TipView) -> str:
+        label = police_label(tip.status)
+        if tip.status == TipStatus.PROCESSED and tip.outcome:
             return f"{label} – {OUTCOME_LABELS.get(tip.outcome, tip.outcome)}"
-        if tip.status == "invalid" and tip.outcome:
+        if tip.status == TipStatus.INVALID and tip.outcome:
             return f"{label} – {INVALID_LABELS.get(tip.outcome, tip.outcome)}"
         return label
 
-    def buttons(self, tip: Tip | TipRecord) -> list[list[tuple[str, str]]]:
+    def buttons(self, tip: TipView) -> list[list[tuple[str, str]]]:
         """The actions allowed in the tip's current status (none once closed)."""
         allowed = {str(a) for a in allowed_actions(tip.status)}
         rows = [[(label, f"t:{tip.id}:{action}") for action, label in row if action in allowed]
                 for row in BUTTON_ROWS]
         return [row for row in rows if row]
 
-    def choice_buttons(self, tip: Tip | TipRecord, action: str) -> list[list[tuple[str, str]]]:
+    def choice_buttons(self, tip: TipView, action: str) -> list[list[tuple[str, str]]]:
         """Second step of "Xử lý xong", "Không hợp lệ" and "Chuyển"."""
         options = {"done": OUTCOME_LABELS, "invalid": INVALID_LABELS,
                    "transfer": TRANSFER_LABELS}[action]
@@ -140,7 +175,7 @@ class CardRenderer:
         rows.append([("« Quay lại", f"t:{tip.id}:back")])
         return rows
 
-    def retired(self, tip: Tip | TipRecord, to_commune: int | None) -> str:
+    def retired(self, tip: TipView, to_commune: int | None) -> str:
         """What an old card says after the tip moved to another commune (or the province)."""
         commune = self.directory.commune(to_commune) if to_commune is not None else None
         where = commune.name if commune else "nhóm cấp tỉnh"

@@ -52,7 +52,7 @@ from bot.domain.intake_rules import (
     live,
     require_step,
 )
-from bot.domain.outbox import RECEIPT
+from bot.domain.outbox.payloads import OutboxKind
 from bot.domain.photos import SanitisedPhoto
 from bot.domain.receipts import new_code
 from bot.domain.routing import Router
@@ -427,10 +427,10 @@ class IntakeService:
             ])
             receipt_due = now + RECEIPT_DELAY
             await unit_.insert_outbox([
-                *({"kind": "tip_card", "tip_id": tip_id, "next_attempt_at": now,
-                   "created_at": now} for tip_id in tip_ids),
-                *({"kind": RECEIPT, "tip_id": tip_id, "next_attempt_at": receipt_due,
-                   "created_at": now} for tip_id in tip_ids),
+                *({"kind": str(OutboxKind.TIP_CARD), "tip_id": tip_id,
+                   "next_attempt_at": now, "created_at": now} for tip_id in tip_ids),
+                *({"kind": str(OutboxKind.RECEIPT), "tip_id": tip_id,
+                   "next_attempt_at": receipt_due, "created_at": now} for tip_id in tip_ids),
             ])
             await unit_.remember_residents([  # the commune and language for next time
                 {"pseudonym": request.pseudonym, "last_commune_code": commune.code,

@@ -4,15 +4,17 @@ about the reporter (under the per-tip alias, never more)."""
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from bot.domain.cards import reporter_alias
+from bot.domain.cards import TipView, reporter_alias
 from bot.domain.communes import CommuneDirectory
 from bot.domain.sealing import ChatSealer, ReplyAddress
-from bot.i18n import DEFAULT_LANGUAGE, N_, Gettext, Translator
-from storage.models import Resident, Tip, TipReporter
+from bot.i18n import N_, Gettext, Translator
+
+if TYPE_CHECKING:
+    from bot.domain.outbox.payloads import ReporterNoticePayload
+
+POLICE_LANGUAGE = "vi"  # police texts are Vietnamese
 
 PUBLIC_OUTCOMES = {
     "agency": N_("it was passed to the competent investigation agency"),
@@ -49,22 +51,16 @@ class ReporterNotices:
     def open(self, sealed: str) -> ReplyAddress:
         return self._sealer.open(sealed)
 
-    async def language_of(self, session: AsyncSession, reporter: TipReporter | None) -> str:
-        if reporter is None:
-            return DEFAULT_LANGUAGE
-        resident = await session.get(Resident, reporter.pseudonym)
-        return resident.language if resident and resident.language else DEFAULT_LANGUAGE
-
-    def render(self, tip: Tip, payload: dict[str, Any], language: str) -> str:
+    def render(self, tip: TipView, payload: ReporterNoticePayload, language: str) -> str:
         _ = self._translator.for_language(language)
         commune = self._directory.commune(tip.commune_code)
         police = _("{commune} police").format(commune=commune.name if commune else "")
-        notice = payload.get("notice")
+        notice = payload.notice
         if notice == "ack":
             return _("Your tip {code} was taken up by {police}. Thank you.").format(
                 code=tip.code, police=police)
         if notice == "done":
-            outcome = _(PUBLIC_OUTCOMES.get(str(payload.get("choice")), PUBLIC_OUTCOMES["admin"]))
+            outcome = _(PUBLIC_OUTCOMES.get(str(payload.choice), PUBLIC_OUTCOMES["admin"]))
             return _("Your tip {code} has been processed: {outcome}. Thank you for your help.") \
                 .format(code=tip.code, outcome=outcome)
         if notice == "invalid":
@@ -72,7 +68,7 @@ class ReporterNotices:
                      "Thank you.").format(code=tip.code)
         if notice == "question":
             return _("❓ {police} have a question about your tip {code}:").format(
-                police=police, code=tip.code) + "\n\n" + str(payload.get("text", "")) + "\n\n" + _(
+                police=police, code=tip.code) + "\n\n" + (payload.text or "") + "\n\n" + _(
                 "To answer, reply to this message (swipe it or tap “Reply”), or send "
                 "/answer {code} followed by your answer.").format(code=tip.code)
         raise ValueError(f"unknown notice {notice!r}")
@@ -80,14 +76,26 @@ class ReporterNotices:
     def receipt(self, code: str, language: str, *, duplicate: bool = False) -> str:
         return receipt_text(self._translator.for_language(language), code, duplicate=duplicate)
 
-    def unreachable(self, tip: Tip) -> str:
-        assert tip.id is not None
-        return (f"⚠️ Không thể liên lạc với {reporter_alias(tip.id)} (tin báo "
-                f"<code>{tip.code}</code>): người báo tin đã chặn bot hoặc thông tin liên lạc "
-                "đã hết thời hạn lưu trữ.")
+    # --- to the police (Vietnamese, through the catalogue like every text) -------------------
 
-    def answer_in_group(self, tip: Tip, text: str | None) -> str:
+    def unreachable(self, tip: TipView) -> str:
         assert tip.id is not None
-        body = html.escape(text) if text else "(ảnh)"
-        return (f"💬 <b>{reporter_alias(tip.id)} trả lời</b> (tin báo <code>{tip.code}</code>):"
-                f"\n{body}")
+        _ = self._translator.for_language(POLICE_LANGUAGE)
+        return _("⚠️ Cannot reach {alias} (tip {code}): the reporter blocked the bot or the "
+                 "contact details are past their retention period.").format(
+            alias=reporter_alias(tip.id), code=f"<code>{html.escape(tip.code)}</code>")
+
+    def answer_in_group(self, tip: TipView, text: str | None) -> str:
+        assert tip.id is not None
+        _ = self._translator.for_language(POLICE_LANGUAGE)
+        body = html.escape(text) if text else _("(photo)")
+        return _("💬 <b>{alias} answered</b> (tip {code}):").format(
+            alias=reporter_alias(tip.id), code=f"<code>{html.escape(tip.code)}</code>",
+        ) + f"\n{body}"
+
+    def delivery_failed(self, kind: str, tip_id: int | None, attempts: int, reason: str) -> str:
+        """To the admins' ops chat: a message the outbox gave up on."""
+        _ = self._translator.for_language(POLICE_LANGUAGE)
+        return _("⚠️ Could not send ({kind}) for tip no. {tip} after {attempts} attempts: "
+                 "{reason}").format(kind=html.escape(kind), tip=tip_id, attempts=attempts,
+                                    reason=html.escape(reason[:150]))

@@ -1,9 +1,21 @@
-"""The tip status model: which action may start from which status, and where it leads.
-One table, read by the triage service (guards) and the card (buttons)."""
+"""The tip status model: the statuses, which action may start from which status and where
+it leads, and what each status is called. One table each, read by the triage service
+(guards), the card (buttons, status line), the police commands and the resident's /status."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+
+from bot.i18n import N_, Gettext
+
+
+class TipStatus(StrEnum):
+    NEW = "new"
+    ACKNOWLEDGED = "acknowledged"
+    VERIFYING = "verifying"
+    PROCESSED = "processed"
+    INVALID = "invalid"
 
 
 class Action(StrEnum):
@@ -15,18 +27,49 @@ class Action(StrEnum):
     ASK = "ask"
 
 
-OPEN_STATUSES = frozenset({"new", "acknowledged", "verifying"})
+OPEN_STATUSES: frozenset[str] = frozenset(
+    {TipStatus.NEW, TipStatus.ACKNOWLEDGED, TipStatus.VERIFYING}
+)
 # action -> (statuses it may start from, status it leads to; None = unchanged)
 TRANSITIONS: dict[Action, tuple[frozenset[str], str | None]] = {
-    Action.ACK: (frozenset({"new"}), "acknowledged"),
-    Action.VERIFY: (frozenset({"acknowledged"}), "verifying"),
-    Action.DONE: (frozenset({"acknowledged", "verifying"}), "processed"),
-    Action.INVALID: (OPEN_STATUSES, "invalid"),
-    Action.TRANSFER: (OPEN_STATUSES, "new"),
-    Action.ASK: (frozenset({"acknowledged", "verifying"}), None),
+    Action.ACK: (frozenset({TipStatus.NEW}), TipStatus.ACKNOWLEDGED),
+    Action.VERIFY: (frozenset({TipStatus.ACKNOWLEDGED}), TipStatus.VERIFYING),
+    Action.DONE: (frozenset({TipStatus.ACKNOWLEDGED, TipStatus.VERIFYING}), TipStatus.PROCESSED),
+    Action.INVALID: (OPEN_STATUSES, TipStatus.INVALID),
+    Action.TRANSFER: (OPEN_STATUSES, TipStatus.NEW),  # acknowledged again in the new queue
+    Action.ASK: (frozenset({TipStatus.ACKNOWLEDGED, TipStatus.VERIFYING}), None),
 }
 OUTCOMES = ("agency", "admin", "unfounded", "duplicate")
 INVALID_REASONS = ("spam", "no_facts", "not_ours", "other")
+
+
+@dataclass(frozen=True, slots=True)
+class StatusLabel:
+    police: str  # Vietnamese: cards, police commands
+    resident: str  # a msgid, translated into the resident's language
+
+
+STATUS_LABELS: dict[TipStatus, StatusLabel] = {
+    TipStatus.NEW: StatusLabel(
+        "Mới – chờ tiếp nhận", N_("received, waiting for the police to take it up")),
+    TipStatus.ACKNOWLEDGED: StatusLabel("Đã tiếp nhận", N_("taken up by the police")),
+    TipStatus.VERIFYING: StatusLabel("Đang xác minh", N_("being verified by the police")),
+    TipStatus.PROCESSED: StatusLabel("Đã xử lý xong", N_("processed")),
+    TipStatus.INVALID: StatusLabel(
+        "Không hợp lệ", N_("reviewed; not enough grounds to act on it")),
+}
+
+
+def police_label(status: str) -> str:
+    """What police see for a status (Vietnamese); an unknown status as it is stored."""
+    label = STATUS_LABELS.get(status)  # type: ignore[call-overload]
+    return label.police if label is not None else status
+
+
+def resident_label(status: str, _: Gettext) -> str:
+    """What the resident sees for a status, in their language."""
+    label = STATUS_LABELS.get(status)  # type: ignore[call-overload]
+    return _(label.resident) if label is not None else status
 
 
 def allowed_actions(status: str) -> list[Action]:

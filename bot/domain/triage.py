@@ -20,6 +20,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from bot.domain.communes import CommuneDirectory
+from bot.domain.outbox.payloads import (
+    CardRefreshPayload,
+    CardRetirePayload,
+    GroupRelayPayload,
+    NoticeKind,
+    Payload,
+    ReporterNoticePayload,
+    TipCardPayload,
+)
 from bot.domain.receipts import normalise_code
 from bot.domain.records import EventRecord, PictureRecord, PromptRecord, TipRecord
 from bot.domain.status import INVALID_REASONS, OPEN_STATUSES, OUTCOMES, TRANSITIONS, Action
@@ -232,10 +241,11 @@ class TriageService:
                 details["choice"] = choice
             await unit.add_event(tip_id, str(action), actor_kind="officer", actor_id=officer.id,
                                  actor_name=officer.name, details=json.dumps(details), at=now)
-            await unit.add_outbox("card_refresh", tip_id)
+            await _queue(unit, tip_id, CardRefreshPayload())
             if action in (Action.ACK, Action.DONE, Action.INVALID):
-                await unit.add_outbox("reporter_notice", tip_id, json.dumps(
-                    {"notice": str(action), "choice": choice}))
+                notice: NoticeKind = "ack" if action == Action.ACK else \
+                    "done" if action == Action.DONE else "invalid"
+                await _queue(unit, tip_id, ReporterNoticePayload(notice=notice, choice=choice))
             if action in (Action.DONE, Action.INVALID):
                 await unit.purge_reporter_after(tip_id, now + self._retention)
             tip = await unit.tip(tip_id)
@@ -270,13 +280,14 @@ class TriageService:
             if not await unit.guarded_update(tip_id, sources, values, count_transfer=True):
                 raise TriageError("conflict", await unit.tip(tip_id))
             for chat_id, message_id in await unit.retire_cards(tip_id):
-                await unit.add_outbox("card_retire", tip_id, json.dumps(
-                    {"chat_id": chat_id, "message_id": message_id, "to": to_commune}))
+                await _queue(unit, tip_id, CardRetirePayload(
+                    chat_id=chat_id, message_id=message_id, to=to_commune))
             await unit.add_event(
                 tip_id, "transfer", actor_kind="officer", actor_id=officer.id,
                 actor_name=officer.name, at=now,
                 details=json.dumps({"from_commune": before.commune_code} | destination))
-            await unit.add_outbox("tip_card", tip_id, json.dumps({"route": destination}))
+            await _queue(unit, tip_id, TipCardPayload(
+                route_commune=to_commune, route_province_only=to_commune is None))
             tip = await unit.tip(tip_id)
         assert tip is not None
         return tip
@@ -296,8 +307,7 @@ class TriageService:
                 tip_id, "question", actor_kind="officer", actor_id=officer.id,
                 actor_name=officer.name,
                 details=json.dumps({"text": question}, ensure_ascii=False))
-            await unit.add_outbox("reporter_notice", tip_id, json.dumps(
-                {"notice": "question", "text": question}, ensure_ascii=False))
+            await _queue(unit, tip_id, ReporterNoticePayload(notice="question", text=question))
 
     async def note(self, tip_id: int, officer: Officer, text: str) -> None:
         """An internal note: stored and shown on /tip, never relayed."""
@@ -354,13 +364,17 @@ class TriageService:
             ]
             await unit.add_event(tip_id, "answer", actor_kind="resident", details=json.dumps(
                 {"text": text, "photos": len(photos)}, ensure_ascii=False))
-            await unit.add_outbox("group_relay", tip_id, json.dumps(
-                {"text": text, "photo_ids": photo_ids}, ensure_ascii=False))
+            await _queue(unit, tip_id, GroupRelayPayload(text=text, photo_ids=tuple(photo_ids)))
 
     # --- helpers -----------------------------------------------------------------------------
 
     def _changing(self) -> AbstractAsyncContextManager[TriageUnitLike]:
         return self._store.changing()
+
+
+async def _queue(unit: TriageUnitLike, tip_id: int, payload: Payload) -> None:
+    """An outbox row of the payload's kind (sent by the outbox worker)."""
+    await unit.add_outbox(str(payload.kind), tip_id, payload.to_json())
 
 
 __all__ = ["ANSWER_PICTURES_FROM", "Membership", "Officer", "ReporterAnswer", "TriageError",
