@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.expression import ColumnElement, Exists, Select
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.domain.cards import TipView
 from bot.domain.outbox.payloads import OutboxKind
@@ -29,10 +30,8 @@ from bot.domain.outbox.store import (
     OutboxRow,
     PhotoData,
     Reporter,
-    RouteLookup,
-    SingleRoute,
 )
-from bot.domain.routing import Destination
+from bot.domain.routing import Destination, Router
 from storage import repositories as repo
 from storage.db import Database
 from storage.models import (
@@ -127,7 +126,7 @@ class OutboxStore:
     async def claim(
         self, ids: Sequence[int], *, now: datetime, owner: str, lease_until: datetime,
         urgent_ids: Collection[int], urgent_lease_until: datetime, receipts: Sequence[int],
-        needs_route: Callable[[OutboxRow], bool], route: RouteLookup,
+        needs_route: Callable[[OutboxRow], bool], router: Router,
     ) -> list[Claimed]:
         """One ``UPDATE … RETURNING`` that re-checks each row (a row claimed meanwhile by
         another worker is skipped), the tips of the claimed rows, and where new cards go,
@@ -160,7 +159,8 @@ class OutboxStore:
             places = [(tips[row.tip_id].commune_code, tips[row.tip_id].province_code)
                       for row in routed]
             destinations: dict[int, Destination] = dict(zip(
-                (row.id for row in routed), await route(session, places) if places else [],
+                (row.id for row in routed),
+                await destinations_for(session, router, places) if places else [],
                 strict=True,
             ))
             await self._mark_receipts(await session.connection(), receipts, now)
@@ -276,17 +276,17 @@ class OutboxStore:
             return await session.get(Tip, tip_id)
 
     async def card_material(
-        self, tip_id: int, *, route: SingleRoute | None, skip_chat_ids: frozenset[int],
+        self, tip_id: int, *, router: Router | None, skip_chat_ids: frozenset[int],
         province_only: bool,
     ) -> tuple[TipView, Destination | None, list[PhotoData]]:
-        """The tip, where its card goes (when ``route`` is given) and its photos in order."""
+        """The tip, where its card goes (when ``router`` is given) and its photos in order."""
         async with self._db.session() as session:
             tip = await session.get(Tip, tip_id)
             assert tip is not None and tip.id is not None
             destination = None
-            if route is not None:
-                destination = await route(
-                    session, commune_code=tip.commune_code, province_code=tip.province_code,
+            if router is not None:
+                [destination] = await destinations_for(
+                    session, router, [(tip.commune_code, tip.province_code)],
                     skip_chat_ids=skip_chat_ids, province_only=province_only,
                 )
             photos = (await session.exec(
@@ -365,3 +365,19 @@ class OutboxStore:
                 .order_by(col(Photo.position))
             )).all() if photo_ids else []
         return tip, [PhotoData(p.data) for p in photos]
+
+
+async def destinations_for(
+    session: AsyncSession, router: Router, places: Sequence[tuple[int, int]], *,
+    skip_chat_ids: frozenset[int] = frozenset(), province_only: bool = False,
+) -> list[Destination]:
+    """Where each (commune code, province code) goes: the linked groups read in one query,
+    the choice made by the routing rule (``Router.choose``)."""
+    links = await repo.links_for_targets(
+        session,
+        commune_codes=set() if province_only else {commune for commune, _ in places},
+        province_codes={province for _, province in places},
+    )
+    return router.choose(places, [(link.scope, link.code, link.chat_id) for link in links],
+                         skip_chat_ids=skip_chat_ids, province_only=province_only)
+

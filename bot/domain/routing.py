@@ -1,16 +1,14 @@
 """Routing: which chat owns a tip. Commune group, else the province group, else the admins'
 ops chat (flagged "unrouted"). A tip is never dropped: with no chat at all it stays queued
-in the outbox until a group is linked, and the failure is logged loudly."""
+in the outbox until a group is linked, and the failure is logged loudly. This is the rule
+alone; the linked groups are read by storage (``storage/outbox_store.destinations_for``,
+``storage/intake``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
-
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from storage import repositories as repo
 
 QueueScope = Literal["commune", "province", "ops", "none"]
 
@@ -24,31 +22,6 @@ class Destination:
 class Router:
     def __init__(self, ops_chat_id: int | None) -> None:
         self.ops_chat_id = ops_chat_id
-
-    async def destination(
-        self, session: AsyncSession, *, commune_code: int, province_code: int,
-        skip_chat_ids: frozenset[int] = frozenset(), province_only: bool = False,
-    ) -> Destination:
-        """The first reachable destination; ``skip_chat_ids`` are chats known to be gone;
-        ``province_only`` for tips escalated to the province."""
-        [destination] = await self.destinations(
-            session, [(commune_code, province_code)], skip_chat_ids=skip_chat_ids,
-            province_only=province_only,
-        )
-        return destination
-
-    async def destinations(
-        self, session: AsyncSession, places: Sequence[tuple[int, int]], *,
-        skip_chat_ids: frozenset[int] = frozenset(), province_only: bool = False,
-    ) -> list[Destination]:
-        """``destination`` for many (commune code, province code) pairs in one query."""
-        links = await repo.links_for_targets(
-            session,
-            commune_codes=set() if province_only else {commune for commune, _ in places},
-            province_codes={province for _, province in places},
-        )
-        return self.choose(places, [(link.scope, link.code, link.chat_id) for link in links],
-                           skip_chat_ids=skip_chat_ids, province_only=province_only)
 
     def choose(
         self, places: Sequence[tuple[int, int]], links: Iterable[tuple[str, int, int]], *,

@@ -7,13 +7,13 @@ as objects the card renderer can read (``TipView``); everything else as the reco
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from bot.domain.cards import TipView
-from bot.domain.routing import Destination
+from bot.domain.routing import Destination, Router
 
 
 @dataclass(slots=True)
@@ -83,8 +83,6 @@ class CardPosted:
 
 
 # the router's batch look-up, run by the store inside its own read: (session, places)
-RouteLookup = Callable[[Any, Sequence[tuple[int, int]]], Awaitable[list[Destination]]]
-SingleRoute = Callable[..., Awaitable[Destination]]
 
 
 class OutboxStore(Protocol):
@@ -96,7 +94,7 @@ class OutboxStore(Protocol):
     async def claim(
         self, ids: Sequence[int], *, now: datetime, owner: str, lease_until: datetime,
         urgent_ids: Collection[int], urgent_lease_until: datetime, receipts: Sequence[int],
-        needs_route: Callable[[OutboxRow], bool], route: RouteLookup,
+        needs_route: Callable[[OutboxRow], bool], router: Router,
     ) -> list[Claimed]: ...
 
     async def take_back_leases(self, *, node: str, owner: str, now: datetime) -> int: ...
@@ -126,7 +124,7 @@ class OutboxStore(Protocol):
     async def tip(self, tip_id: int) -> TipView | None: ...
 
     async def card_material(
-        self, tip_id: int, *, route: SingleRoute | None, skip_chat_ids: frozenset[int],
+        self, tip_id: int, *, router: Router | None, skip_chat_ids: frozenset[int],
         province_only: bool,
     ) -> tuple[TipView, Destination | None, list[PhotoData]]: ...
 

@@ -230,7 +230,7 @@ class OutboxWorker:
                 ids, now=now, owner=self.lease_owner, lease_until=now + self.policy.lease,
                 urgent_ids=[head.row_id for head in heads if head.urgent],
                 urgent_lease_until=now + self.policy.urgent_lease, receipts=receipts,
-                needs_route=_new_card, route=self.router.destinations,
+                needs_route=_new_card, router=self.router,
             )
         except BaseException:
             self._receipts_done.update(receipts)  # not committed: the next write marks them

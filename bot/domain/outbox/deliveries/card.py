@@ -60,7 +60,7 @@ class TipCardDelivery(Delivery[TipCardPayload]):
         progress = job.payload
         tip, destination, photos = await self.desk.store.card_material(
             job.row.tip_id,
-            route=self.desk.router.destination if progress.chat_id is None else None,
+            router=self.desk.router if progress.chat_id is None else None,
             skip_chat_ids=frozenset(progress.gone),
             province_only=progress.route_province_only,
         )
