@@ -13,7 +13,7 @@ from bot.domain.communes import place_in_sentence
 from bot.domain.intake import DraftView, IntakeError, Step
 from bot.domain.status import resident_label
 from bot.domain.text import echo
-from bot.domain.tips import TipStatus
+from bot.domain.tips import TipProgress
 from bot.i18n import SUPPORTED_LANGUAGES, Gettext
 
 # choice ids (Telegram sends them back as callback data; keep them short and stable)
@@ -225,7 +225,7 @@ def status_label(status: str, _: Gettext) -> str:
     return resident_label(status, _)  # the one table: bot/domain/status.py
 
 
-def describe_status(tip: TipStatus, _: Gettext, zone: ZoneInfo) -> str:
+def describe_status(tip: TipProgress, _: Gettext, zone: ZoneInfo) -> str:
     return _("Tip {code} (sent {when}): {status}.").format(
         code=f"<code>{tip.code}</code>",
         when=format_time(tip.created_at, zone),

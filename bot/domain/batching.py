@@ -6,8 +6,8 @@ residents confirming their tips in the same 100 ms) is done in one transaction w
 handful of statements. Nobody waits for a batch to fill: the first caller runs at once, and
 whoever arrives while a batch is running goes into the next one, so a batch is exactly as
 big as the load makes it (one under light load, dozens under a burst). The batch function
-may not yield at all (SQLite calls are made on the event loop, storage/sqlite_inline.py), so
-a batch first lets the callers that are ready in the same turn of the loop join it.
+may finish without giving the loop a turn, so a batch first lets the callers that are ready
+in the same turn of the loop join it.
 """
 
 from __future__ import annotations

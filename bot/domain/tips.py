@@ -20,7 +20,9 @@ class LookupThrottled(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class TipStatus:
+class TipProgress:
+    """What a resident is shown of one of their tips (/status, /mytips)."""
+
     code: str
     status: str
     created_at: datetime
@@ -49,7 +51,7 @@ class TipQueries:
         self._store = store
         self._failed_lookups = lookup_limiter or SlidingWindowLimiter(FAILED_LOOKUPS_PER_HOUR, 3600)
 
-    async def status(self, typed_code: str, *, asked_by: str) -> TipStatus | None:
+    async def status(self, typed_code: str, *, asked_by: str) -> TipProgress | None:
         """The tip's public status, or None; wrong codes count against ``asked_by``."""
         if self._failed_lookups.blocked(asked_by):
             raise LookupThrottled
@@ -58,11 +60,12 @@ class TipQueries:
         if found is None:
             self._failed_lookups.hit(asked_by)
             return None
-        return TipStatus(*found)
+        return TipProgress(*found)
 
-    async def mine(self, pseudonym: str) -> list[TipStatus]:
+    async def mine(self, pseudonym: str) -> list[TipProgress]:
         """Tips this person sent (while the reporter link is retained), newest first."""
-        return [TipStatus(*row) for row in await self._store.of_reporter(pseudonym, MY_TIPS_LIMIT)]
+        rows = await self._store.of_reporter(pseudonym, MY_TIPS_LIMIT)
+        return [TipProgress(*row) for row in rows]
 
     async def ban_reporter(self, typed_code: str, *, admin_id: int, admin_name: str) -> BanResult:
         code = normalise_code(typed_code)
