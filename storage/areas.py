@@ -11,9 +11,9 @@ from bot.domain.areas import build_locator, parse_boundaries
 from bot.domain.communes import CommuneDirectory
 from bot.domain.geo import CommuneLocator
 from storage.db import Database
-from storage.models import CommuneAreaRow, utcnow
+from storage.models import utcnow
+from storage.tables import areas as _areas
 
-_areas = CommuneAreaRow.__table__  # type: ignore[attr-defined]
 _VERSION = sa.select(sa.func.count(), sa.func.max(_areas.c.imported_at))
 _ROWS = sa.select(_areas.c.commune_code, _areas.c.geometry)
 _EXISTS = sa.select(_areas.c.commune_code).where(

@@ -10,9 +10,12 @@ import sqlalchemy as sa
 
 from bot.domain.records import LinkRecord
 from storage.db import Database
-from storage.models import GroupLink, RelayMessage, Tip, TipCard, utcnow
+from storage.models import utcnow
+from storage.tables import cards as _cards
+from storage.tables import links as _links
+from storage.tables import relay as _relay
+from storage.tables import tips as _tips
 
-_links = GroupLink.__table__  # type: ignore[attr-defined]
 _FIELDS = LinkRecord.__dataclass_fields__
 _COLUMNS = [_links.c[name] for name in _FIELDS]
 _BY_CHAT = sa.select(*_COLUMNS).where(_links.c.chat_id == sa.bindparam("chat_id"))
@@ -20,9 +23,6 @@ _BY_TARGET = sa.select(*_COLUMNS).where(
     _links.c.scope == sa.bindparam("scope"), _links.c.code == sa.bindparam("code"))
 _DELETE = sa.delete(_links).where(_links.c.id == sa.bindparam("link_id"))
 _INSERT = sa.insert(_links)
-_cards = TipCard.__table__  # type: ignore[attr-defined]
-_relay = RelayMessage.__table__  # type: ignore[attr-defined]
-_tips = Tip.__table__  # type: ignore[attr-defined]
 _MOVES = (  # a group became a supergroup: everything that points at its chat id follows it
     sa.update(_links).where(_links.c.chat_id == sa.bindparam("old"))
     .values(chat_id=sa.bindparam("new")),

@@ -23,26 +23,18 @@ from bot.domain.failures import StoreConflict, StoreUnavailable
 from bot.domain.intake_rules import DraftRecord, PastTip
 from storage.db import Database
 from storage.models import (
-    Ban,
-    Draft,
-    GroupLink,
     OutboxMessage,
-    Photo,
-    Resident,
-    Tip,
     TipEvent,
-    TipReporter,
     UTCDateTime,
     utcnow,
 )
-
-_drafts = Draft.__table__  # type: ignore[attr-defined]
-_photos = Photo.__table__  # type: ignore[attr-defined]
-_bans = Ban.__table__  # type: ignore[attr-defined]
-_residents = Resident.__table__  # type: ignore[attr-defined]
-_tips = Tip.__table__  # type: ignore[attr-defined]
-_reporters = TipReporter.__table__  # type: ignore[attr-defined]
-_links = GroupLink.__table__  # type: ignore[attr-defined]
+from storage.tables import bans as _bans
+from storage.tables import drafts as _drafts
+from storage.tables import links as _links
+from storage.tables import photos as _photos
+from storage.tables import reporters as _reporters
+from storage.tables import residents as _residents
+from storage.tables import tips as _tips
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storage.db import Database
-from storage.models import Resident, utcnow
+from storage.models import utcnow
+from storage.tables import residents as _residents
 
-_residents = Resident.__table__  # type: ignore[attr-defined]
 _LANGUAGE = sa.select(_residents.c.language).where(
     _residents.c.pseudonym == sa.bindparam("pseudonym"))
 

@@ -8,11 +8,10 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from storage.db import Database
-from storage.models import Ban, Tip, TipEvent, TipReporter
-
-_tips = Tip.__table__  # type: ignore[attr-defined]
-_reporters = TipReporter.__table__  # type: ignore[attr-defined]
-_bans = Ban.__table__  # type: ignore[attr-defined]
+from storage.models import TipEvent
+from storage.tables import bans as _bans
+from storage.tables import reporters as _reporters
+from storage.tables import tips as _tips
 
 _STATUS = (_tips.c.code, _tips.c.status, _tips.c.created_at, _tips.c.commune_code)
 _BY_CODE = sa.select(*_STATUS).where(_tips.c.code == sa.bindparam("code"))

@@ -15,26 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.domain.records import EventRecord, PictureRecord, PromptRecord, TipRecord
 from storage.db import Database
 from storage.models import (
-    GroupLink,
-    OutboxMessage,
-    Photo,
-    RelayMessage,
-    Tip,
-    TipCard,
-    TipEvent,
-    TipReporter,
     UTCDateTime,
     utcnow,
 )
-
-_tips = Tip.__table__  # type: ignore[attr-defined]
-_cards = TipCard.__table__  # type: ignore[attr-defined]
-_events = TipEvent.__table__  # type: ignore[attr-defined]
-_relay = RelayMessage.__table__  # type: ignore[attr-defined]
-_reporters = TipReporter.__table__  # type: ignore[attr-defined]
-_links = GroupLink.__table__  # type: ignore[attr-defined]
-_photos = Photo.__table__  # type: ignore[attr-defined]
-_outbox = OutboxMessage.__table__  # type: ignore[attr-defined]
+from storage.tables import cards as _cards
+from storage.tables import events as _events
+from storage.tables import links as _links
+from storage.tables import outbox as _outbox
+from storage.tables import photos as _photos
+from storage.tables import relay as _relay
+from storage.tables import reporters as _reporters
+from storage.tables import tips as _tips
 
 _TIP_FIELDS = TipRecord.__dataclass_fields__
 _EVENT_FIELDS = EventRecord.__dataclass_fields__
