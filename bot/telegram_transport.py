@@ -4,7 +4,6 @@ delivery errors. Photos are uploaded from our sanitised bytes; nothing is forwar
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -24,25 +23,12 @@ from telegram.error import (
     RetryAfter,
     TimedOut,
 )
-from telegram.warnings import PTBUserWarning
 
 from bot.context import TELEGRAM
 from bot.domain.outbox import Buttons, ChatGone, ChatMoved, RetryLater
 from bot.domain.sealing import ReplyAddress
 
 T = TypeVar("T")
-# PTB nudges towards its typed methods when ``do_api_request`` names one of them; the confirm
-# handler's receipt (handlers/intake.py) is the one raw call left, so only its two methods
-warnings.filterwarnings(
-    "ignore", message=r"Please use 'Bot\.(sendMessage|editMessageReplyMarkup)'",
-    category=PTBUserWarning,
-)
-
-
-async def raw_call(bot: Bot, method: str, params: dict[str, object]) -> object:
-    """A Bot API call through PTB (rate limiter, errors) without building PTB objects for its
-    answer (the confirm handler's receipt)."""
-    return await bot.do_api_request(method, params)
 GONE_DESCRIPTIONS = ("chat not found", "bot was kicked", "group chat was deactivated")
 # the bot is still there but may not post (e.g. media restricted): an admin can fix that,
 # so wait rather than route the tip away for good
