@@ -88,8 +88,9 @@ async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Ser
         raise
     categories = Categories.load()
     router = Router(settings.ops_chat_id)
-    renderer = CardRenderer(directory, categories, settings.zone)
     translator = Translator.load()
+    # police groups work in Vietnamese: the cards are rendered through that catalogue
+    renderer = CardRenderer(directory, categories, settings.zone, translator.for_language("vi"))
     sealer = ChatSealer(secret_key)
     membership = TelegramMembership(bot, ttl_seconds=settings.membership_cache_seconds)
     return Services(

@@ -8,7 +8,7 @@ from telegram import Update
 from telegram.error import NetworkError, RetryAfter, TimedOut
 
 from bot.context import TiplineContext
-from handlers.common import resident_texts
+from handlers.common import police_texts, resident_texts
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +32,11 @@ async def on_error(update: object, context: TiplineContext) -> None:
     ops_chat = context.services.settings.ops_chat_id
     if ops_chat is not None:
         try:
+            _ = police_texts(context)  # the ops chat reads the police's language
             await context.bot.send_message(
                 ops_chat,
-                f"⚠️ Lỗi xử lý cập nhật {update_id}: {type(error).__name__}",
+                _("⚠️ Error while handling update {update_id}: {error}").format(
+                    update_id=update_id, error=type(error).__name__),
             )
         except Exception:  # alerting must never raise from the error handler
             log.warning("could not alert the ops chat", exc_info=True)

@@ -16,13 +16,7 @@ from telegram import ForceReply, Message, ReplyParameters, Update, User
 from telegram.constants import ParseMode
 
 from bot.context import TiplineContext
-from bot.domain.cards import (
-    INVALID_LABELS,
-    OUTCOME_LABELS,
-    format_time,
-    photo_caption,
-    reporter_alias,
-)
+from bot.domain.cards import format_time, reporter_alias
 from bot.domain.records import EventRecord, TipRecord
 from bot.domain.status import OPEN_STATUSES, TRANSITIONS, Action, police_label
 from bot.domain.text import echo
@@ -173,7 +167,7 @@ def _sources(action: str) -> frozenset[str]:
 
 
 def _conflict_text(tip: TipRecord, _: Gettext) -> str:
-    status = police_label(tip.status)
+    status = police_label(tip.status, _)
     if tip.owner_name and tip.status != "new":
         return _("Already {status} – {officer} is in charge.").format(
             status=status.lower(), officer=tip.owner_name)
@@ -321,7 +315,7 @@ async def queue_command(update: Update, context: TiplineContext) -> None:
         overdue = " ⚠️ " + _("OVERDUE") if due < utcnow() else ""
         lines.append(
             f"{'🔴 ' if tip.urgent else ''}<code>{tip.code}</code> · "
-            f"{html.escape(police_label(tip.status))} · "
+            f"{html.escape(police_label(tip.status, _))} · "
             + _("due {when}").format(when=format_time(due, zone)) + overdue
         )
     if len(tips) > 40:
@@ -364,7 +358,8 @@ async def _attachments_below(
     if tip.photo_count:
         pictures = await context.services.triage.pictures(tip.id)
         if pictures:
-            captions = [photo_caption(tip.code, index, len(pictures), picture.caption)
+            renderer = context.services.renderer
+            captions = [renderer.photo_caption(tip.code, index, len(pictures), picture.caption)
                         for index, picture in enumerate(pictures, 1)]
             await transport.send_photos(chat_id, [p.data for p in pictures], captions,
                                         reply_to=card_id)
@@ -375,11 +370,11 @@ async def _attachments_below(
 def history_text(tip: TipRecord, events: list[EventRecord], context: TiplineContext) -> str:
     _ = police_texts(context)
     zone = context.services.settings.zone
-    choices = OUTCOME_LABELS | INVALID_LABELS
+    renderer = context.services.renderer
     lines = [f"🗂 <b>{html.escape(_('Audit: tip history'))}</b> <code>{tip.code}</code>"]
     for event in events:
         who = {
-            "resident": reporter_alias(tip.id), "system": _("Audit: system"),
+            "resident": reporter_alias(tip.id, _), "system": _("Audit: system"),
             "unknown": _("Audit: someone not allowed to act"),
         }.get(event.actor_kind, event.actor_name or "?")
         details = json.loads(event.details or "{}")
@@ -387,7 +382,7 @@ def history_text(tip: TipRecord, events: list[EventRecord], context: TiplineCont
         extra = f": {html.escape(str(text)[:500])}" if text else ""
         if event.event in ("done", "invalid") and details.get("choice"):
             choice = str(details["choice"])
-            extra = f" ({html.escape(choices.get(choice, choice))})"
+            extra = f" ({html.escape(renderer.choice_label(choice))})"
         label = EVENT_LABELS.get(event.event)
         lines.append(
             f"• {format_time(event.at, zone)} – {_(label) if label else event.event}"

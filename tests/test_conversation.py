@@ -101,7 +101,9 @@ async def conversation(database: Database, directory: CommuneDirectory) -> Conve
         intake=IntakeService(IntakeStore(database), directory, categories, sealer, router),
         tips=TipQueries(TipsStore(database)),
         outbox=OutboxWorker(
-            OutboxStore(database), CardRenderer(directory, categories, Zone().zone), router,
+            OutboxStore(database), CardRenderer(
+                directory, categories, Zone().zone, translator.for_language("vi")
+            ), router,
             ReporterNotices(translator, sealer, directory),
         ),
         triage=TriageService(TriageStore(database), directory, NoMembers(), admin_ids=frozenset(),

@@ -130,9 +130,10 @@ def test_the_pacer_spaces_sends_overall_and_per_chat() -> None:
 def test_one_label_per_status_and_none_for_a_status_no_transition_produces() -> None:
     produced = {TipStatus.NEW} | {to for _from, to in TRANSITIONS.values() if to is not None}
     assert set(STATUS_LABELS) == set(TipStatus) == produced
-    assert police_label("transferred") == "transferred"  # no such status any more
-    assert police_label("acknowledged") == "Đã tiếp nhận"
     translator = Translator.load()
+    police = translator.for_language("vi")
+    assert police_label("transferred", police) == "transferred"  # no such status any more
+    assert police_label("acknowledged", police) == "Đã tiếp nhận"
     for status in TipStatus:
         vi = resident_label(status, translator.for_language("vi"))
         en = resident_label(status, translator.for_language("en"))

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
-from bot.domain.cards import RESENT_NOTE, CardRenderer
+from bot.domain.cards import CardRenderer
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
 from bot.domain.intake import IntakeService, Submitted
@@ -36,6 +36,9 @@ from storage.models import GroupLink, OutboxMessage, Tip, TipCard, TipEvent, utc
 from storage.outbox_store import OutboxStore
 
 SECRET = b"outbox-worker-test-secret-0123456789"
+# what police read above a card the outbox may have posted twice (byte for byte)
+RESENT_NOTE_VI = ("🔁 <b>Gửi lại</b>: thẻ này có thể trùng với một thẻ đã gửi trước đó (máy "
+                  "chủ bị gián đoạn khi đang gửi). Hãy xử lý trên thẻ này.")
 GROUP = -5_000_002_998
 
 
@@ -77,8 +80,10 @@ def make_worker(
     database: Database, directory: CommuneDirectory, *, node: str | None = None,
     run_id: str | None = None, policy: DeliveryPolicy | None = None,
 ) -> OutboxWorker:
-    renderer = CardRenderer(directory, Categories.load(), ZoneInfo("Asia/Ho_Chi_Minh"))
-    notices = ReporterNotices(Translator.load(), ChatSealer(SECRET), directory)
+    translator = Translator.load()
+    renderer = CardRenderer(directory, Categories.load(), ZoneInfo("Asia/Ho_Chi_Minh"),
+                            translator.for_language("vi"))
+    notices = ReporterNotices(translator, ChatSealer(SECRET), directory)
     return OutboxWorker(OutboxStore(database), renderer, Router(ops_chat_id=None), notices,
                         poll_interval=0.2, node=node, run_id=run_id, policy=policy)
 
@@ -358,7 +363,7 @@ async def test_a_card_posted_just_before_a_crash_is_sent_again_marked(
     [(_, original)], [(_, again)] = dying.sent, transport.sent
     assert tip.code in original and "Gửi lại" not in original
     assert tip.code in again and "Gửi lại" in again
-    assert again.replace(RESENT_NOTE + "\n", "") == original
+    assert again.replace(RESENT_NOTE_VI + "\n", "") == original
     async with database.session() as session:
         [card] = (await session.exec(select(TipCard))).all()
     assert card.message_id == 1  # the re-sent card is the live one
@@ -455,8 +460,10 @@ async def test_a_forged_payload_sends_nothing_and_is_given_up_to_the_admins(
         session.add(OutboxMessage(kind="reporter_notice", tip_id=tip.tip_id, payload=json.dumps(
             {"notice": "ack", "choice": None, "chat_id": 12345}
         )))
-    renderer = CardRenderer(directory, Categories.load(), ZoneInfo("Asia/Ho_Chi_Minh"))
-    notices = ReporterNotices(Translator.load(), ChatSealer(SECRET), directory)
+    translator = Translator.load()
+    renderer = CardRenderer(directory, Categories.load(), ZoneInfo("Asia/Ho_Chi_Minh"),
+                            translator.for_language("vi"))
+    notices = ReporterNotices(translator, ChatSealer(SECRET), directory)
     worker = OutboxWorker(OutboxStore(database), renderer, Router(ops_chat_id=OPS), notices,
                           poll_interval=0.05, policy=DeliveryPolicy(max_attempts=1))
     transport = ReporterTransport()

@@ -1,7 +1,8 @@
 """The tip card police see in their group: escaped HTML, split so nothing is cut off.
 
-Police work in Vietnamese, so the card is Vietnamese. It shows the per-tip alias
-("Người báo tin #12"), never anything about who the reporter is.
+Police work in Vietnamese, so the card is rendered through the Vietnamese catalogue (the
+renderer is given a ``_`` bound to it; the English ids below are the msgids). It shows the
+per-tip alias ("Người báo tin #12"), never anything about who the reporter is.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
 from bot.domain.status import TipStatus, allowed_actions, police_label
+from bot.i18n import N_, Gettext
 
 
 class TipView(Protocol):
@@ -62,40 +64,42 @@ class TipView(Protocol):
 
 TEXT_LIMIT = 4096  # Telegram sendMessage limit (characters after entity parsing)
 CAPTION_LIMIT = 1024
+# key (stored in the database and in callback data) -> msgid, translated when shown
 OUTCOME_LABELS = {
-    "agency": "Chuyển cơ quan điều tra",
-    "admin": "Xử lý hành chính",
-    "unfounded": "Không có căn cứ",
-    "duplicate": "Trùng tin báo khác",
+    "agency": N_("Passed to the investigating agency"),
+    "admin": N_("Administrative handling"),
+    "unfounded": N_("No grounds"),
+    "duplicate": N_("Duplicate of another tip"),
 }
 INVALID_LABELS = {
-    "spam": "Tin rác, quấy rối",
-    "no_facts": "Không có sự việc cụ thể",
-    "not_ours": "Không thuộc thẩm quyền",
-    "other": "Lý do khác",
+    "spam": N_("Spam, harassment"),
+    "no_facts": N_("No concrete incident"),
+    "not_ours": N_("Outside our jurisdiction"),
+    "other": N_("Other reason"),
 }
 TRANSFER_LABELS = {
-    "province": "⬆️ Lên công an tỉnh",
-    "pick": "🏘 Chuyển xã/phường khác",
+    "province": N_("⬆️ Up to the provincial police"),
+    "pick": N_("🏘 To another commune/ward"),
 }
 BUTTON_ROWS = (
-    (("ack", "✅ Tiếp nhận"),),
-    (("verify", "🔍 Đang xác minh"), ("done", "☑️ Xử lý xong")),
-    (("ask", "❓ Hỏi thêm"),),
-    (("transfer", "↪️ Chuyển"), ("invalid", "🚫 Không hợp lệ")),
+    (("ack", N_("✅ Take up")),),
+    (("verify", N_("🔍 Verifying")), ("done", N_("☑️ Done handling"))),
+    (("ask", N_("❓ Ask for more")),),
+    (("transfer", N_("↪️ Transfer")), ("invalid", N_("🚫 Not valid"))),
 )
 # the outbox may post a card twice around a crash (sent, then the process died before it
 # recorded that): a card sent again after such a break says so
-RESENT_NOTE = ("🔁 <b>Gửi lại</b>: thẻ này có thể trùng với một thẻ đã gửi trước đó (máy chủ "
-               "bị gián đoạn khi đang gửi). Hãy xử lý trên thẻ này.")
+RESENT_NOTE = N_("🔁 <b>Sent again</b>: this card may duplicate one sent earlier (the server "
+                 "was interrupted while sending). Handle the tip on this card.")
 QUEUE_NOTES = {
-    "province": "⚠️ Xã chưa có nhóm tiếp nhận: tin được chuyển lên nhóm cấp tỉnh.",
-    "ops": "⚠️ CHƯA ĐỊNH TUYẾN: xã và tỉnh chưa có nhóm tiếp nhận.",
+    "province": N_("⚠️ The commune has no intake group: the tip went up to the province "
+                   "group."),
+    "ops": N_("⚠️ NOT ROUTED: neither the commune nor the province has an intake group."),
 }
 
 
-def reporter_alias(tip_id: int) -> str:
-    return f"Người báo tin #{tip_id}"
+def reporter_alias(tip_id: int, _: Gettext) -> str:
+    return _("Reporter #{number}").format(number=tip_id)
 
 
 def format_time(moment: datetime, zone: ZoneInfo) -> str:
@@ -107,6 +111,7 @@ class CardRenderer:
     directory: CommuneDirectory
     categories: Categories
     zone: ZoneInfo
+    texts: Gettext  # police groups work in Vietnamese: bound to the Vietnamese catalogue
 
     def render(
         self, tip: TipView, *, queue_scope: str | None = None, resent: bool = False
@@ -114,73 +119,101 @@ class CardRenderer:
         """The card as one or more HTML messages, each within Telegram's limit; ``resent``:
         an earlier attempt may have posted it already (marked, so police see the pair)."""
         assert tip.id is not None
+        _ = self.texts
         commune = self.directory.commune(tip.commune_code)
         province = self.directory.province(tip.province_code)
         category = self.categories.get(tip.category)
         place = ", ".join(x.name for x in (commune, province) if x is not None)
-        lines = [RESENT_NOTE] if resent else []
+        lines = [_(RESENT_NOTE)] if resent else []
         if tip.urgent:
-            lines.append("🔴 <b>KHẨN CẤP</b>")
+            lines.append(_("🔴 <b>URGENT</b>"))
         note = QUEUE_NOTES.get(queue_scope or tip.queue_scope)
         if note:
-            lines.append(note)
+            lines.append(_(note))
         lines += [
-            f"📥 <b>Tin báo</b> <code>{tip.code}</code>",
+            _("📥 <b>Tip</b> {code}").format(code=f"<code>{tip.code}</code>"),
             f"📍 {html.escape(place)}",
-            f"🏷 Loại: {html.escape(category.label('vi') if category else tip.category)}",
-            f"👤 {reporter_alias(tip.id)}",
-            f"🕒 Nhận lúc: {format_time(tip.created_at, self.zone)} (giờ Việt Nam)",
-            f"📌 Trạng thái: {self._status_line(tip)}",
+            _("🏷 Category: {category}").format(
+                category=html.escape(category.label("vi") if category else tip.category)),
+            f"👤 {reporter_alias(tip.id, _)}",
+            _("🕒 Received at: {time} (Vietnam time)").format(
+                time=format_time(tip.created_at, self.zone)),
+            _("📌 Status: {status}").format(status=self._status_line(tip)),
         ]
         if tip.owner_name and tip.acknowledged_at:
-            lines.append(f"👮 Phụ trách: {html.escape(tip.owner_name)} (tiếp nhận "
-                         f"{format_time(tip.acknowledged_at, self.zone)})")
+            lines.append(_("👮 In charge: {officer} (took it up {time})").format(
+                officer=html.escape(tip.owner_name),
+                time=format_time(tip.acknowledged_at, self.zone)))
         if tip.closed_at is not None:
-            lines.append(f"🏁 Đóng lúc: {format_time(tip.closed_at, self.zone)}")
+            lines.append(_("🏁 Closed at: {time}").format(
+                time=format_time(tip.closed_at, self.zone)))
         elif tip.status == TipStatus.NEW:
-            lines.append(f"⏳ Hạn tiếp nhận: {format_time(tip.ack_due_at, self.zone)}")
+            lines.append(_("⏳ To be taken up by: {time}").format(
+                time=format_time(tip.ack_due_at, self.zone)))
         else:
-            lines.append(f"⏳ Hạn giải quyết: {format_time(tip.settle_due_at, self.zone)}")
+            lines.append(_("⏳ To be settled by: {time}").format(
+                time=format_time(tip.settle_due_at, self.zone)))
         extras = []
         if tip.photo_count:
-            extras.append(f"{tip.photo_count} ảnh (gửi kèm bên dưới)")
+            extras.append(_("{count} photos (sent below)").format(count=tip.photo_count))
         if tip.latitude is not None:
-            extras.append("vị trí sự việc (ghim bên dưới)")
+            extras.append(_("location of the incident (pinned below)"))
         if extras:
             lines.append("📎 " + ", ".join(extras))
-        header = "\n".join(lines) + "\n\n<b>Nội dung:</b>\n"
-        return split_html_body(header, html.escape(tip.description), f"(tiếp – {tip.code})\n")
-
+        header = "\n".join(lines) + "\n\n" + _("<b>Description:</b>") + "\n"
+        continuation = _("(continued – {code})").format(code=tip.code) + "\n"
+        return split_html_body(header, html.escape(tip.description), continuation)
 
     def _status_line(self, tip: TipView) -> str:
-        label = police_label(tip.status)
+        label = police_label(tip.status, self.texts)
         if tip.status == TipStatus.PROCESSED and tip.outcome:
-            return f"{label} – {OUTCOME_LABELS.get(tip.outcome, tip.outcome)}"
+            return f"{label} – {self._label(OUTCOME_LABELS, tip.outcome)}"
         if tip.status == TipStatus.INVALID and tip.outcome:
-            return f"{label} – {INVALID_LABELS.get(tip.outcome, tip.outcome)}"
+            return f"{label} – {self._label(INVALID_LABELS, tip.outcome)}"
         return label
+
+    def _label(self, table: dict[str, str], key: str) -> str:
+        return self.texts(table[key]) if key in table else key
+
+    def choice_label(self, key: str) -> str:
+        """An outcome or invalid-reason key as police read it; an unknown key as stored."""
+        return self._label(OUTCOME_LABELS | INVALID_LABELS, key)
 
     def buttons(self, tip: TipView) -> list[list[tuple[str, str]]]:
         """The actions allowed in the tip's current status (none once closed)."""
         allowed = {str(a) for a in allowed_actions(tip.status)}
-        rows = [[(label, f"t:{tip.id}:{action}") for action, label in row if action in allowed]
+        rows = [[(self.texts(label), f"t:{tip.id}:{action}") for action, label in row
+                 if action in allowed]
                 for row in BUTTON_ROWS]
         return [row for row in rows if row]
 
     def choice_buttons(self, tip: TipView, action: str) -> list[list[tuple[str, str]]]:
         """Second step of "Xử lý xong", "Không hợp lệ" and "Chuyển"."""
+        _ = self.texts
         options = {"done": OUTCOME_LABELS, "invalid": INVALID_LABELS,
                    "transfer": TRANSFER_LABELS}[action]
-        rows = [[(label, f"t:{tip.id}:{action}:{key}")] for key, label in options.items()]
-        rows.append([("« Quay lại", f"t:{tip.id}:back")])
+        rows = [[(_(label), f"t:{tip.id}:{action}:{key}")] for key, label in options.items()]
+        rows.append([(_("« Back"), f"t:{tip.id}:back")])
         return rows
 
     def retired(self, tip: TipView, to_commune: int | None) -> str:
         """What an old card says after the tip moved to another commune (or the province)."""
         commune = self.directory.commune(to_commune) if to_commune is not None else None
-        where = commune.name if commune else "nhóm cấp tỉnh"
-        return (f"↪️ <b>Tin báo</b> <code>{tip.code}</code> đã được chuyển đến "
-                f"{html.escape(where)}. Thẻ này không còn dùng để xử lý.")
+        _ = self.texts
+        where = commune.name if commune else _("the province group")
+        return _("↪️ <b>Tip</b> {code} has been transferred to {place}. This card is no longer "
+                 "used for handling it.").format(
+            code=f"<code>{tip.code}</code>", place=html.escape(where))
+
+    def photo_caption(
+        self, tip_code: str, index: int, total: int, resident_caption: str | None = None
+    ) -> str:
+        """Under each picture in the group: which tip, and what the resident wrote under it
+        (plain text; at most 900 characters, so the whole stays within Telegram's 1,024)."""
+        _ = self.texts
+        label = _("Photo {index}/{total} – tip {code}").format(
+            index=index, total=total, code=tip_code)
+        return f"{label}\n“{resident_caption}”" if resident_caption else label
 
 
 def split_html_body(header: str, body: str, continuation: str) -> list[str]:
@@ -206,12 +239,3 @@ def _cut(text: str, room: int) -> tuple[str, str]:
     if amp != -1 and text.find(";", amp) >= cut:
         cut = amp
     return text[:cut], text[cut:].lstrip()
-
-
-def photo_caption(
-    tip_code: str, index: int, total: int, resident_caption: str | None = None
-) -> str:
-    """Under each picture in the group: which tip, and what the resident wrote under it
-    (plain text; at most 900 characters, so the whole stays within Telegram's 1,024)."""
-    label = f"Ảnh {index}/{total} – tin báo {tip_code}"
-    return f"{label}\n“{resident_caption}”" if resident_caption else label

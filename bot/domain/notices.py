@@ -83,14 +83,14 @@ class ReporterNotices:
         _ = self._translator.for_language(POLICE_LANGUAGE)
         return _("⚠️ Cannot reach {alias} (tip {code}): the reporter blocked the bot or the "
                  "contact details are past their retention period.").format(
-            alias=reporter_alias(tip.id), code=f"<code>{html.escape(tip.code)}</code>")
+            alias=reporter_alias(tip.id, _), code=f"<code>{html.escape(tip.code)}</code>")
 
     def answer_in_group(self, tip: TipView, text: str | None) -> str:
         assert tip.id is not None
         _ = self._translator.for_language(POLICE_LANGUAGE)
         body = html.escape(text) if text else _("(photo)")
         return _("💬 <b>{alias} answered</b> (tip {code}):").format(
-            alias=reporter_alias(tip.id), code=f"<code>{html.escape(tip.code)}</code>",
+            alias=reporter_alias(tip.id, _), code=f"<code>{html.escape(tip.code)}</code>",
         ) + f"\n{body}"
 
     def delivery_failed(self, kind: str, tip_id: int | None, attempts: int, reason: str) -> str:

@@ -45,25 +45,27 @@ INVALID_REASONS = ("spam", "no_facts", "not_ours", "other")
 
 @dataclass(frozen=True, slots=True)
 class StatusLabel:
-    police: str  # Vietnamese: cards, police commands
+    police: str  # a msgid, translated into Vietnamese: cards, police commands
     resident: str  # a msgid, translated into the resident's language
 
 
 STATUS_LABELS: dict[TipStatus, StatusLabel] = {
     TipStatus.NEW: StatusLabel(
-        "Mới – chờ tiếp nhận", N_("received, waiting for the police to take it up")),
-    TipStatus.ACKNOWLEDGED: StatusLabel("Đã tiếp nhận", N_("taken up by the police")),
-    TipStatus.VERIFYING: StatusLabel("Đang xác minh", N_("being verified by the police")),
-    TipStatus.PROCESSED: StatusLabel("Đã xử lý xong", N_("processed")),
+        N_("New – waiting to be taken up"), N_("received, waiting for the police to take it up")),
+    TipStatus.ACKNOWLEDGED: StatusLabel(N_("Taken up"), N_("taken up by the police")),
+    TipStatus.VERIFYING: StatusLabel(
+        N_("Being verified"), N_("being verified by the police")),
+    TipStatus.PROCESSED: StatusLabel(N_("Handled"), N_("processed")),
     TipStatus.INVALID: StatusLabel(
-        "Không hợp lệ", N_("reviewed; not enough grounds to act on it")),
+        N_("Not valid"), N_("reviewed; not enough grounds to act on it")),
 }
 
 
-def police_label(status: str) -> str:
-    """What police see for a status (Vietnamese); an unknown status as it is stored."""
+def police_label(status: str, _: Gettext) -> str:
+    """What police see for a status (``_`` bound to Vietnamese); an unknown status as it is
+    stored."""
     label = STATUS_LABELS.get(status)  # type: ignore[call-overload]
-    return label.police if label is not None else status
+    return _(label.police) if label is not None else status
 
 
 def resident_label(status: str, _: Gettext) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from bot.domain.cards import TipView, photo_caption
+from bot.domain.cards import TipView
 from bot.domain.outbox.deliveries.base import Delivery, Job
 from bot.domain.outbox.payloads import OutboxKind, TipCardPayload
 from bot.domain.outbox.store import CardPosted, PhotoData
@@ -91,7 +91,7 @@ class TipCardDelivery(Delivery[TipCardPayload]):
         assert job.payload.card is not None
         card_id = job.payload.card[0]
         if photos and not job.payload.photos:
-            captions = [photo_caption(tip.code, i + 1, len(photos), photo.caption)
+            captions = [renderer.photo_caption(tip.code, i + 1, len(photos), photo.caption)
                         for i, photo in enumerate(photos)]
             await transport.send_photos(
                 chat_id, [p.data for p in photos], captions, reply_to=card_id

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bot.domain.cards import photo_caption
 from bot.domain.outbox.deliveries.base import Delivery, Job
 from bot.domain.outbox.payloads import GroupRelayPayload, OutboxKind
 
@@ -27,7 +26,7 @@ class GroupRelayDelivery(Delivery[GroupRelayPayload]):
                 await self.desk.save(job, replace(
                     job.payload, text_sent=job.payload.text_sent | {card.id}))
             if photos and card.id not in job.payload.photos_sent:
-                captions = [photo_caption(tip.code, i + 1, len(photos))
+                captions = [self.desk.renderer.photo_caption(tip.code, i + 1, len(photos))
                             for i in range(len(photos))]  # the answer's text went above
                 await transport.send_photos(
                     card.chat_id, [p.data for p in photos], captions, reply_to=card.message_id
