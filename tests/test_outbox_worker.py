@@ -8,9 +8,11 @@ import json
 import time
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from bot.domain.cards import CardRenderer
@@ -249,14 +251,15 @@ async def link_group(database: Database) -> None:
 
 
 async def submit_one(
-    database: Database, directory: CommuneDirectory, who: str, *, urgent: bool = False
+    database: Database, directory: CommuneDirectory, who: str, *, urgent: bool = False,
+    text: str | None = None,
 ) -> Submitted:
     intake = IntakeService(IntakeStore(database), directory, Categories.load(), ChatSealer(SECRET),
                            Router(ops_chat_id=None))
     await intake.begin(who, "vi", commune_code=2998)
     await intake.choose_category(who, "theft")
     await intake.set_urgency(who, urgent)
-    await intake.add_text(who, f"Sự việc của {who}")
+    await intake.add_text(who, text or f"Sự việc của {who}")
     await intake.finish_attachments(who)
     return await intake.submit(who, ReplyAddress("tg", f"72000{len(who)}"), channel="telegram")
 
@@ -490,3 +493,65 @@ async def test_a_forged_payload_sends_nothing_and_is_given_up_to_the_admins(
         )).all()
     assert notice.status == "failed"
     assert [json.loads(e.details or "{}") for e in events] == [{"kind": "reporter_notice"}]
+
+
+class FailsContinuationOnce(RecordingTransport):
+    """The second part of a long card fails once (a 502: certainly not posted)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def send_html(self, chat_id: int, text: str, *, reply_to: int | None = None,
+                        buttons: Buttons | None = None) -> int:
+        if text.startswith("(tiếp") and not self.failed:
+            self.failed = True
+            raise RetryLater("502 Bad Gateway", 0)
+        return await super().send_html(chat_id, text, reply_to=reply_to, buttons=buttons)
+
+
+async def test_a_long_card_cut_off_after_its_first_part_is_sent_again_marked(
+    database: Database, directory: CommuneDirectory
+) -> None:
+    """Part 1 (with the buttons) reached the group, part 2 did not: the next attempt posts a
+    second part 1, so it says "Gửi lại"."""
+    await link_group(database)
+    tip = await submit_one(database, directory, "long", text="Chi tiết sự việc. " * 221)
+    transport = FailsContinuationOnce()
+    worker = make_worker(database, directory)
+    worker.start(transport)
+    try:
+        await sent_by(worker, 1)
+    finally:
+        await worker.stop()
+    firsts = [text for _, text in transport.sent if tip.code in text and "(tiếp" not in text]
+    assert len(firsts) == 2
+    assert "Gửi lại" not in firsts[0] and "Gửi lại" in firsts[1]
+
+
+async def test_a_card_posted_but_not_recorded_is_sent_again_marked(
+    database: Database, directory: CommuneDirectory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Telegram took the card, the database write that records it failed: the row still
+    says "no card", so the card goes out again, marked."""
+    await link_group(database)
+    tip = await submit_one(database, directory, "unrecorded")
+    worker = make_worker(database, directory)
+    original = worker.store.write_cards_posted
+    failures = [OperationalError("INSERT", {}, Exception("disk I/O error"))]
+
+    async def fails_once(*args: Any, **kwargs: Any) -> None:
+        if failures:
+            raise failures.pop()
+        await original(*args, **kwargs)
+
+    monkeypatch.setattr(worker.store, "write_cards_posted", fails_once)
+    transport = RecordingTransport()
+    worker.start(transport)
+    try:
+        await sent_by(worker, 1)
+    finally:
+        await worker.stop()
+    cards = [text for _, text in transport.sent if tip.code in text]
+    assert len(cards) == 2
+    assert "Gửi lại" not in cards[0] and "Gửi lại" in cards[1]

@@ -81,13 +81,28 @@ class TipCardDelivery(Delivery[TipCardPayload]):
             ids = []
             parts = renderer.render(tip, queue_scope=job.payload.scope,
                                     resent=job.payload.resend)
+            unsent = job.row.payload  # as stored: no card yet
             for index, part in enumerate(parts):
                 buttons = renderer.buttons(tip) if index == 0 else None
-                ids.append(await transport.send_html(chat_id, part, buttons=buttons))
+                try:
+                    ids.append(await transport.send_html(chat_id, part, buttons=buttons))
+                except Exception as error:
+                    if not ids:
+                        raise
+                    # its first part is in the group already: the next attempt is a repeat
+                    raise RetryLater(f"card part {index + 1} not sent: {type(error).__name__}",
+                                     maybe_sent=True) from error
             job.payload = replace(job.payload, resend=False, card=tuple(ids))
             # nothing else to send: the row is finished in the same write
             last = not photos and (tip.latitude is None or tip.longitude is None)
-            await self._record(job, tip.id, chat_id, ids[0], finished=last)
+            try:
+                await self._record(job, tip.id, chat_id, ids[0], finished=last)
+            except Exception as error:
+                # posted, but the record of it was not written: the row still says "no card",
+                # so the next attempt posts it again, marked as a possible repeat
+                job.row.payload = unsent
+                raise RetryLater(f"card posted, not recorded: {type(error).__name__}",
+                                 maybe_sent=True) from error
         assert job.payload.card is not None
         card_id = job.payload.card[0]
         if photos and not job.payload.photos:
