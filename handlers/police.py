@@ -264,7 +264,7 @@ async def _answer_prompt(
             original = await triage.tip_by_code(text)
             if original is None or original.id == tip.id:
                 await message.reply_text(_("No other tip has the code “{code}”.").format(
-                    code=html.escape(echo(text, 20))))
+                    code=echo(text, 20)))  # plain text: shown as typed
                 return
             await triage.act(tip.id, Action.DONE, officer, choice="duplicate",
                              extra={"duplicate_of": original.code})
