@@ -29,6 +29,7 @@ from yarl import URL
 DEFAULT_TIMEOUTS = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 1.0}
 MEDIA_WRITE_TIMEOUT = 20.0
 DOWNLOAD_READ_TIMEOUT = 20.0  # between two reads of a file download
+DOWNLOAD_TOTAL_TIMEOUT = 180.0  # seconds for a whole file (20 MB at ~1 Mbit/s)
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
 # what PTB passes for a timeout: seconds, None (no limit) or BaseRequest.DEFAULT_NONE ("not
 # given": ours applies)
@@ -135,7 +136,9 @@ class AiohttpRequest(BaseRequest):
         if self._session is None or self._session.closed:
             raise RuntimeError("This AiohttpRequest is not initialized!")
         timeout = aiohttp.ClientTimeout(
-            total=None, connect=DEFAULT_TIMEOUTS["connect"] + DEFAULT_TIMEOUTS["pool"],
+            # a trickling server must not hold a picture turn for ever: 20 MB at 1 Mbit/s
+            total=DOWNLOAD_TOTAL_TIMEOUT,
+            connect=DEFAULT_TIMEOUTS["connect"] + DEFAULT_TIMEOUTS["pool"],
             sock_connect=DEFAULT_TIMEOUTS["connect"], sock_read=DOWNLOAD_READ_TIMEOUT,
         )
         try:

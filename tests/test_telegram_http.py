@@ -189,3 +189,35 @@ def test_only_the_public_request_api_of_ptb_is_used() -> None:
                 for alias in node.names]
     assert [m for m in modules if m.startswith("telegram")] == ["telegram.error",
                                                                 "telegram.request"]
+
+
+async def test_a_trickling_download_gives_up_after_its_total_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server sending a byte now and then never trips the gap between reads: the whole
+    download has a time limit of its own, so a picture turn is not held for ever."""
+    monkeypatch.setattr("bot.telegram_http.DOWNLOAD_TOTAL_TIMEOUT", 0.5)
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(100):
+            await response.write(b"x")
+            await asyncio.sleep(0.05)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/file", trickle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    request = AiohttpRequest()
+    await request.initialize()
+    try:
+        with pytest.raises(TimedOut):  # without the limit: 100 bytes after 5 s, no error
+            await request.download(f"http://127.0.0.1:{port}/file", 10_000)
+    finally:
+        await request.shutdown()
+        await runner.cleanup()
