@@ -94,6 +94,8 @@ async def refuse_misplaced_press(update: Update, context: TiplineContext, family
     if isinstance(message, Message) and message.chat.type in GROUP_TYPES:
         tip = await context.services.triage.card_tip(message.chat.id, message.message_id)
         if tip is not None and tip.id is not None:
-            await context.services.triage.record_refusal(tip.id, f"{family}_button")
+            await context.services.triage.record_refusal(
+                tip.id, f"{family}_button", by=query.from_user.id
+            )
     _ = await resident_texts(update, context)
     await answer(query, _("This button is no longer valid."), show_alert=True)

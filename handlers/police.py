@@ -94,7 +94,7 @@ async def on_button(update: Update, context: TiplineContext) -> None:
                            .format(code=tip.code), show_alert=True)
         return
     if not await triage.may_act(tip, query.from_user.id):
-        await triage.record_refusal(tip_id, action)
+        await triage.record_refusal(tip_id, action, by=query.from_user.id)
         await answer(query,
             _("Sorry, only officers of this commune or province can handle this tip."),
             show_alert=True,
@@ -232,7 +232,7 @@ async def on_group_reply(update: Update, context: TiplineContext) -> None:
             return
         prompted = await triage.tip(prompt.tip_id)
         if not await triage.may_act(prompted, user.id):
-            await triage.record_refusal(prompt.tip_id, prompt.purpose)
+            await triage.record_refusal(prompt.tip_id, prompt.purpose, by=user.id)
             return
         assert prompt.id is not None
         if not await triage.consume_prompt(prompt.id):
@@ -243,7 +243,7 @@ async def on_group_reply(update: Update, context: TiplineContext) -> None:
     if carded is None or carded.id is None:
         return
     if not await triage.may_act(carded, user.id):
-        await triage.record_refusal(carded.id, "note")
+        await triage.record_refusal(carded.id, "note", by=user.id)
         return
     await triage.note(carded.id, officer_of(user), text)
     await message.reply_text(_("📝 Internal note saved (not sent to the reporter)."))

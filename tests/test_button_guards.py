@@ -74,7 +74,8 @@ async def test_resident_and_police_buttons_on_a_police_card_are_refused_and_audi
     assert await status_of(world, tip) == "new"
     assert await resident_state(world, officer.id) == before_officer
     added = (await events_of(world, tip))[len(before_events):]
-    assert added == ["refused"] * (2 * len(RESIDENT_DATA) + 1)
+    # audited once per person and tip a minute: two pressers, two events, however many presses
+    assert added == ["refused", "refused"]
     # the card still works for the officer
     answer = await world.press(officer, card, f"t:{tip.id}:ack")
     assert "Xong" in answer["text"]

@@ -322,7 +322,8 @@ async def test_forged_and_stale_buttons_change_nothing(world: World) -> None:
         answer = await world.press(officer, card, data, check=False)
         assert answer == {"text": "Nút này không còn hiệu lực.", "show_alert": True}, data
     assert await status_of(world, tip) == "new" and await status_of(world, other_tip) == "new"
-    assert await events_of(world, tip) == ["received", "delivered"] + ["refused"] * len(forged)
+    # one officer pressing five forged buttons: one event (a history cannot be flooded)
+    assert await events_of(world, tip) == ["received", "delivered", "refused"]
     assert await events_of(world, other_tip) == ["received", "delivered"]
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from cachetools import TTLCache
+
 from bot.domain.communes import CommuneDirectory
 from bot.domain.outbox.payloads import (
     CardRefreshPayload,
@@ -34,6 +36,8 @@ from bot.domain.records import EventRecord, PictureRecord, PromptRecord, TipReco
 from bot.domain.status import INVALID_REASONS, OPEN_STATUSES, OUTCOMES, TRANSITIONS, Action
 
 log = logging.getLogger(__name__)
+REFUSAL_AUDIT_SECONDS = 60.0  # one refused event per person and tip in this time
+REFUSALS_REMEMBERED = 10_000
 
 # a reporter's answer's pictures are stored with the tip from this position on (the tip's
 # own pictures come first)
@@ -161,6 +165,9 @@ class TriageService:
         self._membership = membership
         self._admin_ids = admin_ids
         self._retention = retention
+        self._recent_refusals: TTLCache[tuple[int, int], bool] = TTLCache(
+            maxsize=REFUSALS_REMEMBERED, ttl=REFUSAL_AUDIT_SECONDS
+        )
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -216,8 +223,15 @@ class TriageService:
         """A group may see a tip of its commune or province (no cross-commune leaks)."""
         return may_see(await self._store.link_of_chat(chat_id), tip)
 
-    async def record_refusal(self, tip_id: int, action: str) -> None:
-        """A refused attempt: audited and logged without the presser's identity."""
+    async def record_refusal(self, tip_id: int, action: str, *, by: int) -> None:
+        """A refused attempt: audited and logged without the presser's identity. One event
+        per person and tip a minute (``by`` is only a key in memory, never stored), so a
+        modified client pressing forged buttons cannot flood a tip's history."""
+        key = (tip_id, by)
+        if key in self._recent_refusals:
+            log.info("triage action refused again", extra={"tip_id": tip_id, "event": action})
+            return
+        self._recent_refusals[key] = True
         async with self._changing() as unit:
             await unit.add_event(tip_id, "refused", actor_kind="unknown",
                                  details=json.dumps({"action": action}))
