@@ -43,12 +43,11 @@ from bench_intake import (  # the shared machinery of the intake benchmark
     CARD_MARK,
     CODE_RE,
     FIRST_GROUP_ID,
-    SECRET_KEY,
     TEXTS,
-    _disable_bot_flood_pacing,
     log,
     machine,
     pick_communes,
+    start_bot,
     thread_cpu,
 )
 
@@ -154,8 +153,6 @@ async def _telegram_main(conn: Connection, setup: dict[str, Any]) -> None:
 
 
 async def run_once(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
-    from bot.app import BotEndpoint, TiplineRuntime
-    from bot.settings import Settings
 
     communes = pick_communes(args.communes)
     total = args.warmup + args.residents
@@ -168,22 +165,9 @@ async def run_once(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
     runtime = None
     try:
         world = await _recv(parent_end)
-        settings = Settings(
-            _env_file=None, database_url=f"sqlite+aiosqlite:///{tmp / 'tipline.db'}",
-            data_dir=tmp, web_port=0, secret_key=SECRET_KEY, log_format="text",
-            admin_ids=[world["admin"]], telegram_private_burst=10_000,
-        )
-        _disable_bot_flood_pacing()
-        runtime = TiplineRuntime(
-            settings, BotEndpoint(world["token"], world["url"]), SECRET_KEY.encode()
-        )
-        await runtime.start()
+        runtime = await start_bot(world, tmp, telegram_limits=False)
         services = runtime.services
         assert services is not None
-        for chat_id, code in world["groups"]:
-            await services.linking.link(
-                chat_id=chat_id, scope="commune", code=code, linked_by=world["admin"]
-            )
         residents: list[int] = world["residents"]
         parent_end.send({"kind": "run", "residents": residents[:args.warmup], "first": 0,
                          "parallel": args.parallel})

@@ -402,6 +402,31 @@ class WriteLockTrace:
         }
 
 
+async def start_bot(world: dict[str, Any], tmp: Path, *, telegram_limits: bool) -> Any:
+    """The bot (a ``TiplineRuntime``) on SQLite in ``tmp`` against the sandbox process's
+    world, its groups linked. Imported here: the sandbox's process never loads the bot."""
+    from bot.app import BotEndpoint, TiplineRuntime
+    from bot.settings import Settings
+
+    settings = Settings(
+        _env_file=None, database_url=f"sqlite+aiosqlite:///{tmp / 'tipline.db'}",
+        data_dir=tmp, web_port=0, secret_key=SECRET_KEY, log_format="text",
+        admin_ids=[world["admin"]], telegram_private_burst=10_000,
+    )
+    if not telegram_limits:
+        _disable_bot_flood_pacing()
+    runtime = TiplineRuntime(
+        settings, BotEndpoint(world["token"], world["url"]), SECRET_KEY.encode()
+    )
+    await runtime.start()
+    assert runtime.services is not None
+    for chat_id, code in world["groups"]:
+        await runtime.services.linking.link(
+            chat_id=chat_id, scope="commune", code=code, linked_by=world["admin"]
+        )
+    return runtime
+
+
 def _disable_bot_flood_pacing() -> None:
     """--limits off: PTB's AIORateLimiter (30/s overall, 20/min per group) off, in this process.
     The per-private-chat bucket stays (its burst is raised through the settings)."""
@@ -476,8 +501,6 @@ class Phase:
 async def run_once(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
     from sqlmodel import func, select
 
-    from bot.app import BotEndpoint, TiplineRuntime
-    from bot.settings import Settings
     from storage.models import OutboxMessage, Tip
 
     telegram_limits = args.limits == "telegram"
@@ -499,23 +522,9 @@ async def run_once(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
         world = await _recv(parent_end)
         log(f"run {run_no}: sandbox {world['url']} (pid {child.pid}): {len(world['groups'])} "
             f"groups, {len(world['residents'])} residents; bot pid {os.getpid()}")
-        settings = Settings(
-            _env_file=None, database_url=f"sqlite+aiosqlite:///{tmp / 'tipline.db'}",
-            data_dir=tmp, web_port=0, secret_key=SECRET_KEY, log_format="text",
-            admin_ids=[world["admin"]], telegram_private_burst=10_000,
-        )
-        if not telegram_limits:
-            _disable_bot_flood_pacing()
-        runtime = TiplineRuntime(
-            settings, BotEndpoint(world["token"], world["url"]), SECRET_KEY.encode()
-        )
-        await runtime.start()
+        runtime = await start_bot(world, tmp, telegram_limits=telegram_limits)
         services = runtime.services
         assert services is not None
-        for chat_id, code in world["groups"]:
-            await services.linking.link(
-                chat_id=chat_id, scope="commune", code=code, linked_by=world["admin"]
-            )
         residents: list[int] = world["residents"]
         trace = WriteLockTrace(services.db.engine)
         started = time.perf_counter()
