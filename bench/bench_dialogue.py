@@ -42,11 +42,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_intake import (  # the shared machinery of the intake benchmark
     CARD_MARK,
     CODE_RE,
-    FIRST_GROUP_ID,
     TEXTS,
     log,
     machine,
     pick_communes,
+    police_groups,
+    recv,
     start_bot,
     thread_cpu,
 )
@@ -60,10 +61,6 @@ def _telegram_process(conn: Connection, setup: dict[str, Any]) -> None:
         asyncio.run(_telegram_main(conn, setup))
 
 
-async def _recv(conn: Connection) -> dict[str, Any]:
-    return await asyncio.to_thread(conn.recv)
-
-
 def _buttons(message: dict[str, Any]) -> list[str]:
     markup = message.get("reply_markup") or {}
     return [b.get("callback_data") for row in markup.get("inline_keyboard", []) for b in row]
@@ -75,14 +72,7 @@ async def _telegram_main(conn: Connection, setup: dict[str, Any]) -> None:
     sandbox = BotApiSandbox(limits=RateLimits(enabled=False))
     await sandbox.start()
     world = sandbox.world
-    admin = sandbox.create_user("Quản trị", username="bench_admin", user_id=7_100_000_901)
-    groups: list[tuple[int, int]] = []
-    for index, code in enumerate(setup["communes"]):
-        chat = sandbox.create_group(
-            f"Công an xã {code} – tin báo", members=[admin.id], admins=[admin.id],
-            chat_id=FIRST_GROUP_ID - index,
-        )
-        groups.append((chat.id, code))
+    admin, groups = police_groups(sandbox, setup["communes"])
     group_ids = {chat_id for chat_id, _ in groups}
     residents = [sandbox.create_user(f"Dân {i}", user_id=FIRST_RESIDENT_ID + i).id
                  for i in range(setup["residents"])]
@@ -128,7 +118,7 @@ async def _telegram_main(conn: Connection, setup: dict[str, Any]) -> None:
 
     try:
         while True:
-            order = await _recv(conn)
+            order = await recv(conn)
             if order["kind"] == "stop":
                 break
             batch: list[int] = order["residents"]
@@ -164,21 +154,21 @@ async def run_once(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-dialogue-"))
     runtime = None
     try:
-        world = await _recv(parent_end)
+        world = await recv(parent_end)
         runtime = await start_bot(world, tmp, telegram_limits=False)
         services = runtime.services
         assert services is not None
         residents: list[int] = world["residents"]
         parent_end.send({"kind": "run", "residents": residents[:args.warmup], "first": 0,
                          "parallel": args.parallel})
-        await _recv(parent_end)
+        await recv(parent_end)
         profile = cProfile.Profile() if args.cprofile else None
         if profile is not None:
             profile.enable()
         cpu0, wall0, threads0 = time.process_time(), time.perf_counter(), thread_cpu()
         parent_end.send({"kind": "run", "residents": residents[args.warmup:],
                          "first": args.warmup, "parallel": args.parallel})
-        result = await _recv(parent_end)
+        result = await recv(parent_end)
         cpu, wall, threads1 = time.process_time() - cpu0, time.perf_counter() - wall0, thread_cpu()
         if profile is not None:
             profile.disable()

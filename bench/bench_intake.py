@@ -115,8 +115,21 @@ def _telegram_process(conn: Connection, setup: dict[str, Any]) -> None:
         asyncio.run(_telegram_main(conn, setup))
 
 
-async def _recv(conn: Connection) -> dict[str, Any]:
+async def recv(conn: Connection) -> dict[str, Any]:
     return await asyncio.to_thread(conn.recv)
+
+
+def police_groups(sandbox: Any, communes: list[int]) -> tuple[Any, list[tuple[int, int]]]:
+    """In the sandbox: the admin and one police group per commune, as (chat id, code)."""
+    admin = sandbox.create_user("Quản trị", username="bench_admin", user_id=7_100_000_901)
+    groups: list[tuple[int, int]] = []
+    for index, code in enumerate(communes):
+        chat = sandbox.create_group(
+            f"Công an xã {code} – tin báo", members=[admin.id], admins=[admin.id],
+            chat_id=FIRST_GROUP_ID - index,
+        )
+        groups.append((chat.id, code))
+    return admin, groups
 
 
 async def _telegram_main(conn: Connection, setup: dict[str, Any]) -> None:
@@ -125,14 +138,7 @@ async def _telegram_main(conn: Connection, setup: dict[str, Any]) -> None:
     sandbox = BotApiSandbox(limits=RateLimits(enabled=setup["telegram_limits"]))
     await sandbox.start()
     world = sandbox.world
-    admin = sandbox.create_user("Quản trị", username="bench_admin", user_id=7_100_000_901)
-    groups: list[tuple[int, int]] = []
-    for index, code in enumerate(setup["communes"]):
-        chat = sandbox.create_group(
-            f"Công an xã {code} – tin báo", members=[admin.id], admins=[admin.id],
-            chat_id=FIRST_GROUP_ID - index,
-        )
-        groups.append((chat.id, code))
+    admin, groups = police_groups(sandbox, setup["communes"])
     clock = Clock(group_ids={g for g, _ in groups})
     residents: list[int] = []
     review_id: dict[int, int] = {}
@@ -175,7 +181,7 @@ async def _telegram_main(conn: Connection, setup: dict[str, Any]) -> None:
 
     try:
         while True:
-            order = await _recv(conn)
+            order = await recv(conn)
             kind = order["kind"]
             if kind == "stop":
                 break
@@ -519,7 +525,7 @@ async def run_once(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-intake-"))
     runtime = None
     try:
-        world = await _recv(parent_end)
+        world = await recv(parent_end)
         log(f"run {run_no}: sandbox {world['url']} (pid {child.pid}): {len(world['groups'])} "
             f"groups, {len(world['residents'])} residents; bot pid {os.getpid()}")
         runtime = await start_bot(world, tmp, telegram_limits=telegram_limits)
@@ -533,7 +539,7 @@ async def run_once(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
         log(f"run {run_no}: {len(residents)} drafts prepared in "
             f"{time.perf_counter() - started:.1f} s")
         parent_end.send({"kind": "idle", "residents": []})
-        await _recv(parent_end)
+        await recv(parent_end)
 
         warm, rest = residents[:args.warmup], residents[args.warmup:]
         plan: list[tuple[str, dict[str, Any]]] = [
@@ -550,7 +556,7 @@ async def run_once(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
         for name, order in plan:
             if name != "warmup":
                 parent_end.send({"kind": "idle", "residents": []})
-                await _recv(parent_end)
+                await recv(parent_end)
                 log(f"run {run_no}: phase {name}: {len(order['residents'])} tips")
             lag = LoopLag()
             lag.start()
@@ -561,7 +567,7 @@ async def run_once(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
             trace.start()
             cpu0, wall0, threads0 = time.process_time(), time.perf_counter(), thread_cpu()
             parent_end.send(order)
-            result = await _recv(parent_end)
+            result = await recv(parent_end)
             bot_cpu, bot_wall = time.process_time() - cpu0, time.perf_counter() - wall0
             threads1 = thread_cpu()
             _stop_py_spy(spy)
