@@ -33,6 +33,7 @@ from bot.domain.outbox.store import (
 )
 from bot.domain.routing import Destination, Router
 from storage import repositories as repo
+from storage import tables
 from storage.db import Database
 from storage.models import (
     OutboxMessage,
@@ -51,9 +52,9 @@ RECEIPT = str(OutboxKind.RECEIPT)
 
 class _Statements:
     def __init__(self) -> None:
-        tips, outbox = Tip.__table__, OutboxMessage.__table__  # type: ignore[attr-defined]
-        self.insert_cards = sa.insert(TipCard.__table__)  # type: ignore[attr-defined]
-        self.insert_events = sa.insert(TipEvent.__table__)  # type: ignore[attr-defined]
+        tips, outbox = tables.tips, tables.outbox
+        self.insert_cards = sa.insert(tables.cards)
+        self.insert_events = sa.insert(tables.events)
         self.tip_delivered = sa.update(tips).where(tips.c.id == bindparam("tip")).values(
             delivered_at=bindparam("at"), queue_scope=bindparam("scope"),
             queue_chat_id=bindparam("chat"),
