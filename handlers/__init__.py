@@ -90,6 +90,9 @@ def register(application: TiplineApplication) -> None:
         edits.on_edited_message,
     ))
 
+    # any other command in a private chat: a polite hint, never a draft's text
+    application.add_handler(MessageHandler(private & filters.COMMAND, resident.on_private_message))
+
     # any other button (forged or from an old version): answered, nothing changes
     application.add_handler(CallbackQueryHandler(resident.unknown_button))
 

@@ -117,9 +117,11 @@ def event_of(message: Message, context: TiplineContext) -> Event:
     reply_to = (MessageRef(str(message.reply_to_message.message_id))
                 if message.reply_to_message is not None else None)
     if message.text is not None:
-        if message.text.startswith("/") and context.args is not None:
-            name = message.text.split(maxsplit=1)[0][1:].split("@", 1)[0].lower()
-            return CommandIn(name, tuple(context.args))
+        if message.text.startswith("/"):  # ours (args parsed by PTB) or one we do not know
+            words = message.text.split()
+            name = words[0][1:].split("@", 1)[0].lower()
+            args = context.args if context.args is not None else words[1:]
+            return CommandIn(name, tuple(args))
         return TextIn(message.text, reply_to)
     caption = message.caption
     if message.photo:

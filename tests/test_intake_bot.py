@@ -629,3 +629,14 @@ async def test_a_new_user_sees_the_welcome_and_each_answer(world: World) -> None
     assert after["text"].startswith("Tin báo của bạn (đã gửi):")
     assert "Bấm “Gửi tin báo”" not in after["text"] and "✅ Đã gửi." in after["text"]
     assert buttons(after) == []
+
+
+async def test_an_unknown_command_gets_a_hint_and_is_never_a_description(world: World) -> None:
+    resident = world.demo.residents[0]
+    [prompt] = await world.exchange(resident, f"/start c{PHUC_KHANH}")
+    [prompt] = await press_and_wait(world, resident, prompt, "d:k:drugs")
+    [prompt] = await press_and_wait(world, resident, prompt, "d:u:0")  # the description step
+    [reply] = await world.exchange(resident, "/foo bar")
+    assert reply["text"] == "Ở đây không có lệnh này. Gõ /help để xem bạn có thể làm gì."
+    draft = await _draft_of(world, resident)
+    assert draft.step == Step.DESCRIPTION and draft.description is None

@@ -208,6 +208,9 @@ class Conversation:
             await self._set_subscription(who, chat, name == "subscribe")
         elif name == "answer":
             await self._answer_command(who, args, chat)
+        else:  # a command this mailbox does not have: never taken as a draft's text
+            _ = await self._texts(who)
+            await chat.send(Say(_("There is no such command here. /help shows what you can do.")))
 
     async def _text(self, who: Resident, event: TextIn, chat: Chat) -> None:
         """Any text: an answer to a police question, the draft's answer, a receipt code, or
