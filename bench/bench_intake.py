@@ -349,7 +349,7 @@ class WriteLockTrace:
     thread): the wait for ``BEGIN IMMEDIATE`` (the write lock) and how long the lock is then
     held until COMMIT/ROLLBACK. Instrumentation only: nothing in the product changes."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, db: Any) -> None:
         from sqlalchemy import event
 
         self.waits: list[float] = []
@@ -357,38 +357,39 @@ class WriteLockTrace:
         self.statements = 0
         self.connects = 0
         self.enabled = False
-        sync_engine = engine.sync_engine
         begun: dict[int, float] = {}
         acquired: dict[int, float] = {}
+        # the async engine's and, on SQLite, the work thread's (``Database.sync_engines``)
+        for sync_engine in db.sync_engines:
 
-        @event.listens_for(sync_engine, "before_cursor_execute")
-        def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            if statement.startswith("BEGIN IMMEDIATE"):
-                begun[id(conn.connection)] = time.perf_counter()
-            elif self.enabled:
-                self.statements += 1
+            @event.listens_for(sync_engine, "before_cursor_execute")
+            def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+                if statement.startswith("BEGIN IMMEDIATE"):
+                    begun[id(conn.connection)] = time.perf_counter()
+                elif self.enabled:
+                    self.statements += 1
 
-        @event.listens_for(sync_engine, "after_cursor_execute")
-        def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            if statement.startswith("BEGIN IMMEDIATE"):
-                key = id(conn.connection)
-                now = time.perf_counter()
-                acquired[key] = now
+            @event.listens_for(sync_engine, "after_cursor_execute")
+            def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+                if statement.startswith("BEGIN IMMEDIATE"):
+                    key = id(conn.connection)
+                    now = time.perf_counter()
+                    acquired[key] = now
+                    if self.enabled:
+                        self.waits.append(now - begun.pop(key, now))
+
+            def release(conn: Any) -> None:
+                start = acquired.pop(id(conn.connection), None)
+                if start is not None and self.enabled:
+                    self.holds.append(time.perf_counter() - start)
+
+            event.listen(sync_engine, "commit", release)
+            event.listen(sync_engine, "rollback", release)
+
+            @event.listens_for(sync_engine, "connect")
+            def connected(*args: Any) -> None:
                 if self.enabled:
-                    self.waits.append(now - begun.pop(key, now))
-
-        def release(conn: Any) -> None:
-            start = acquired.pop(id(conn.connection), None)
-            if start is not None and self.enabled:
-                self.holds.append(time.perf_counter() - start)
-
-        event.listen(sync_engine, "commit", release)
-        event.listen(sync_engine, "rollback", release)
-
-        @event.listens_for(sync_engine, "connect")
-        def connected(*args: Any) -> None:
-            if self.enabled:
-                self.connects += 1
+                    self.connects += 1
 
     def start(self) -> None:
         self.waits, self.holds, self.statements, self.connects = [], [], 0, 0
@@ -532,7 +533,7 @@ async def run_once(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
         services = runtime.services
         assert services is not None
         residents: list[int] = world["residents"]
-        trace = WriteLockTrace(services.db.engine)
+        trace = WriteLockTrace(services.db)
         started = time.perf_counter()
         await prepare_drafts(services, residents, communes, via_service=(
             len(residents) if args.prepare == "service" else args.warmup))

@@ -16,12 +16,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.failures import StoreConflict, StoreUnavailable
 from bot.domain.intake_rules import DraftRecord, PastTip
-from storage.db import Database
+from storage.db import Database, Work
 from storage.models import (
     OutboxMessage,
     TipEvent,
@@ -119,6 +120,14 @@ class _Statements:
             (_links.c.scope == "province")
             & _links.c.code.in_(sa.bindparam("provinces", expanding=True)),
         ))
+        # the links a batch of tips can need: its communes', and every province's (a few
+        # dozen rows)
+        self.links_with_provinces = sa.select(
+            _links.c.scope, _links.c.code, _links.c.chat_id).where(sa.or_(
+                (_links.c.scope == "commune")
+                & _links.c.code.in_(sa.bindparam("communes", expanding=True)),
+                _links.c.scope == "province",
+            ))
         self.photos_to_tip = (
             sa.update(_photos).where(_photos.c.draft_id == sa.bindparam("from_draft"))
             .values(tip_id=sa.bindparam("to_tip"), draft_id=None)
@@ -143,12 +152,12 @@ class _Statements:
         )
 
 
-async def _history(
-    conn: AsyncConnection, sql: _Statements, pseudonyms: Sequence[str], since: datetime
+def _history(
+    conn: Connection, sql: _Statements, pseudonyms: Sequence[str], since: datetime
 ) -> dict[str, list[PastTip]]:
     history: dict[str, list[PastTip]] = {}
-    for row in (await conn.execute(sql.history, {"pseudonyms": list(pseudonyms),
-                                                  "since": since})).all():
+    for row in conn.execute(sql.history, {"pseudonyms": list(pseudonyms),
+                                          "since": since}).all():
         history.setdefault(row.pseudonym, []).append(
             PastTip(row.id, row.code, row.content_hash, row.created_at, row.tip_at))
     return history
@@ -175,23 +184,25 @@ class IntakeStore:
         last commune and tips since ``since``, and refuses (raises) or returns the new
         draft's (language, commune code, step)."""
         sql = self._sql
-        async with self._db.transaction() as session:
-            conn = await session.connection()
-            row = (await conn.execute(sql.resident, {"pseudonym": pseudonym})).one()
+
+        def step(conn: Connection) -> DraftRecord:
+            row = conn.execute(sql.resident, {"pseudonym": pseudonym}).one()
             facts = ResidentFacts(bool(row.banned), row.last_commune_code,
-                                  (await _history(conn, sql, [pseudonym], since)).get(
-                                      pseudonym, []))
+                                  _history(conn, sql, [pseudonym], since).get(pseudonym, []))
             language, commune_code, step = decide(facts)
             now = utcnow()
-            await conn.execute(sql.delete_draft, {"pseudonym": pseudonym})
+            conn.execute(sql.delete_draft, {"pseudonym": pseudonym})
             values = {"pseudonym": pseudonym, "language": language, "commune_code": commune_code,
                       "step": step, "urgent": False, "created_at": now, "updated_at": now}
-            draft_id = (await conn.execute(sql.insert_draft, values)).scalar_one()
-        return DraftRecord(
-            id=draft_id, pseudonym=pseudonym, step=step, language=language,
-            commune_code=commune_code, category=None, urgent=False, description=None,
-            latitude=None, longitude=None, updated_at=now,
-        )
+            draft_id = conn.execute(sql.insert_draft, values).scalar_one()
+            return DraftRecord(
+                id=draft_id, pseudonym=pseudonym, step=step, language=language,
+                commune_code=commune_code, category=None, urgent=False, description=None,
+                latitude=None, longitude=None, updated_at=now,
+            )
+
+        async with self._db.work() as work:
+            return await work.run(step, last=True)
 
     async def draft(self, pseudonym: str) -> DraftRecord | None:
         """The draft with its pictures' captions, read only (no write lock)."""
@@ -209,17 +220,20 @@ class IntakeStore:
         is, or None), and touch it. The captions are read when ``with_captions`` says the
         draft may have pictures."""
         sql = self._sql
-        async with self._db.transaction() as session:
-            conn = await session.connection()
-            row = (await conn.execute(sql.draft_for_update, {"pseudonym": pseudonym})).first()
+
+        def step(conn: Connection) -> DraftRecord:
+            row = conn.execute(sql.draft_for_update, {"pseudonym": pseudonym}).first()
             before = _draft(row) if row is not None else None
             values = {**decide(before), "updated_at": utcnow()}
             assert before is not None  # decide refuses a missing draft
-            await conn.execute(sql.update_draft, {"draft_id": before.id, **values})
+            conn.execute(sql.update_draft, {"draft_id": before.id, **values})
             after = replace(before, **values)  # type: ignore[arg-type]
             if with_captions(before):
-                after = replace(after, captions=await self._captions(conn, before.id))
+                after = replace(after, captions=_captions(conn, sql, before.id))
             return after
+
+        async with self._db.work() as work:
+            return await work.run(step, last=True)
 
     async def add_photo(
         self, pseudonym: str, decide: Callable[[DraftRecord | None, int], None], *,
@@ -228,20 +242,23 @@ class IntakeStore:
         """Attach a picture if ``decide`` (seeing the draft and its picture count) lets it;
         returns the new count."""
         sql = self._sql
-        async with self._db.transaction() as session:
-            conn = await session.connection()
-            row = (await conn.execute(sql.draft_for_update, {"pseudonym": pseudonym})).first()
+
+        def step(conn: Connection) -> int:
+            row = conn.execute(sql.draft_for_update, {"pseudonym": pseudonym}).first()
             draft = _draft(row) if row is not None else None
             count = 0 if draft is None else int(
-                (await conn.execute(sql.photo_count, {"draft_id": draft.id})).scalar_one())
+                conn.execute(sql.photo_count, {"draft_id": draft.id}).scalar_one())
             decide(draft, count)
             assert draft is not None
             now = utcnow()
-            await conn.execute(sql.insert_photo, {
+            conn.execute(sql.insert_photo, {
                 "draft_id": draft.id, "position": order, "data": data, "width": width,
                 "height": height, "caption": caption, "created_at": now})
-            await conn.execute(sql.update_draft, {"draft_id": draft.id, "updated_at": now})
+            conn.execute(sql.update_draft, {"draft_id": draft.id, "updated_at": now})
             return count + 1
+
+        async with self._db.work() as work:
+            return await work.run(step, last=True)
 
     async def delete_draft(self, pseudonym: str) -> bool:
         async with self._db.transaction() as session:
@@ -258,6 +275,7 @@ class IntakeStore:
     async def _captions(self, conn: AsyncConnection, draft_id: int) -> tuple[str | None, ...]:
         return tuple((await conn.execute(self._sql.captions, {"draft_id": draft_id})).scalars())
 
+
     # --- the commit --------------------------------------------------------------------------
 
     @asynccontextmanager
@@ -265,8 +283,10 @@ class IntakeStore:
         """One durable transaction (receipts are given) for a batch of submits. Database
         failures come out as ``StoreUnavailable`` / ``StoreConflict``."""
         try:
-            async with self._db.transaction(durable=True) as session:
-                yield SubmitUnit(await session.connection(), self._sql)
+            async with self._db.work(durable=True) as work:
+                unit = SubmitUnit(work, self._sql)
+                yield unit
+                await unit.flush()
         except OperationalError as error:
             raise StoreUnavailable(type(error).__name__) from error
         except IntegrityError as error:
@@ -274,53 +294,90 @@ class IntakeStore:
 
 
 class SubmitUnit:
-    """The statements of one batch commit, on its transaction's connection."""
+    """The statements of one batch commit, in three hand-offs to the database whatever the
+    batch's size: the facts (with the routing links the batch can need), the tips (their ids
+    are needed for the rest), then every other write with the commit. Writes that return
+    nothing are queued and run, in the order given, by ``flush``."""
 
-    def __init__(self, conn: AsyncConnection, sql: _Statements) -> None:
-        self._conn = conn
+    def __init__(self, work: Work, sql: _Statements) -> None:
+        self._work = work
         self._sql = sql
+        self._links: list[tuple[str, int, int]] | None = None  # read with the facts
+        self._link_communes: set[int] = set()  # the communes whose links those are
+        self._queued: list[tuple[Any, Any]] = []
 
     async def facts(self, pseudonyms: Sequence[str], since: datetime) -> SubmitFacts:
-        """The drafts (locked), their picture counts, who is banned, the recent tips."""
-        rows = (await self._conn.execute(self._sql.submit_drafts,
-                                         {"pseudonyms": list(pseudonyms)})).all()
-        return SubmitFacts(
-            drafts={row.pseudonym: _draft(row) for row in rows},
-            photo_counts={row.id: int(row.photos) for row in rows},
-            banned={row.pseudonym for row in rows if row.banned},
-            history=await _history(self._conn, self._sql, pseudonyms, since),
-        )
+        """The drafts (locked), their picture counts, who is banned, the recent tips; and,
+        read in the same hand-off, the links of the drafts' communes and of every province
+        (a few dozen rows), which ``links`` then answers from."""
+        sql = self._sql
+
+        def step(conn: Connection) -> SubmitFacts:
+            rows = conn.execute(sql.submit_drafts, {"pseudonyms": list(pseudonyms)}).all()
+            communes = {row.commune_code for row in rows if row.commune_code is not None}
+            self._link_communes = communes
+            self._links = [(link.scope, link.code, link.chat_id) for link in conn.execute(
+                sql.links_with_provinces, {"communes": sorted(communes)})]
+            return SubmitFacts(
+                drafts={row.pseudonym: _draft(row) for row in rows},
+                photo_counts={row.id: int(row.photos) for row in rows},
+                banned={row.pseudonym for row in rows if row.banned},
+                history=_history(conn, sql, pseudonyms, since),
+            )
+
+        return await self._work.run(step)
 
     async def links(
         self, commune_codes: Iterable[int], province_codes: Iterable[int]
     ) -> list[tuple[str, int, int]]:
         """(scope, code, chat id) of the groups of these communes and provinces."""
-        rows = await self._conn.execute(self._sql.links, {
-            "communes": list(commune_codes), "provinces": list(province_codes)})
-        return [(row.scope, row.code, row.chat_id) for row in rows]
+        communes, provinces = set(commune_codes), set(province_codes)
+        if self._links is None or not communes <= self._link_communes:
+            rows = await self._work.run(lambda conn: conn.execute(self._sql.links, {
+                "communes": sorted(communes), "provinces": sorted(provinces)}).all())
+            return [(row.scope, row.code, row.chat_id) for row in rows]
+        return [(scope, code, chat_id) for scope, code, chat_id in self._links
+                if (scope == "commune" and code in communes)
+                or (scope == "province" and code in provinces)]
 
     async def insert_tips(self, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
         """The tips' (id, code), in the order given."""
-        result = await self._conn.execute(self._sql.insert_tips, rows)
-        return [(row.id, row.code) for row in result.all()]
+        statement = self._sql.insert_tips
+        return await self._work.run(
+            lambda conn: [(row.id, row.code) for row in conn.execute(statement, rows).all()])
 
     async def move_photos(self, moves: list[tuple[int, int]]) -> None:
         """(draft id, tip id): the draft's pictures become the tip's."""
-        for draft_id, tip_id in moves:
-            await self._conn.execute(self._sql.photos_to_tip,
-                                     {"to_tip": tip_id, "from_draft": draft_id})
+        if moves:
+            self._queued.append((self._sql.photos_to_tip, [
+                {"to_tip": tip_id, "from_draft": draft_id} for draft_id, tip_id in moves]))
 
     async def insert_reporters(self, rows: list[dict[str, Any]]) -> None:
-        await self._conn.execute(self._sql.insert_reporters, rows)
+        self._queued.append((self._sql.insert_reporters, rows))
 
     async def insert_events(self, rows: list[dict[str, Any]]) -> None:
-        await self._conn.execute(self._sql.insert_events, rows)
+        self._queued.append((self._sql.insert_events, rows))
 
     async def insert_outbox(self, rows: list[dict[str, Any]]) -> None:
-        await self._conn.execute(self._sql.insert_outbox, rows)
+        self._queued.append((self._sql.insert_outbox, rows))
 
     async def remember_residents(self, rows: list[dict[str, Any]]) -> None:
-        await self._conn.execute(self._sql.remember_residents, rows)
+        self._queued.append((self._sql.remember_residents, rows))
 
     async def delete_drafts(self, draft_ids: list[int]) -> None:
-        await self._conn.execute(self._sql.delete_drafts, {"ids": draft_ids})
+        self._queued.append((self._sql.delete_drafts, {"ids": draft_ids}))
+
+    async def flush(self) -> None:
+        """The queued writes, then the commit, in one hand-off."""
+        queued, self._queued = self._queued, []
+
+        def step(conn: Connection) -> None:
+            for statement, parameters in queued:
+                if parameters:
+                    conn.execute(statement, parameters)
+
+        await self._work.run(step, last=True)
+
+
+def _captions(conn: Connection, sql: _Statements, draft_id: int) -> tuple[str | None, ...]:
+    return tuple(conn.execute(sql.captions, {"draft_id": draft_id}).scalars())

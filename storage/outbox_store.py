@@ -13,10 +13,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Integer, bindparam, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.expression import ColumnElement, Exists, Select
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.domain.cards import TipView
@@ -54,6 +54,14 @@ class _Statements:
     def __init__(self) -> None:
         tips, outbox = tables.tips, tables.outbox
         self.insert_cards = sa.insert(tables.cards)
+        links = tables.links
+        self.links_for_targets = sa.select(links.c.scope, links.c.code, links.c.chat_id).where(
+            sa.or_(
+                (links.c.scope == "commune")
+                & links.c.code.in_(bindparam("communes", expanding=True)),
+                (links.c.scope == "province")
+                & links.c.code.in_(bindparam("provinces", expanding=True)),
+            ))
         self.insert_events = sa.insert(tables.events)
         self.tip_delivered = sa.update(tips).where(tips.c.id == bindparam("tip")).values(
             delivered_at=bindparam("at"), queue_scope=bindparam("scope"),
@@ -139,33 +147,38 @@ class OutboxStore:
                  sa.literal(urgent_lease_until, UTCDateTime)),
                 else_=sa.literal(lease_until, UTCDateTime),
             )
-        async with self._db.transaction() as session:
-            messages = (await session.exec(
-                update(OutboxMessage)
-                .where(col(OutboxMessage.id).in_(ids),
-                       col(OutboxMessage.status) == "pending",
-                       col(OutboxMessage.next_attempt_at) <= now)
-                .values(next_attempt_at=until, attempts=OutboxMessage.attempts + 1,
-                        lease_owner=owner)
-                .returning(OutboxMessage)
-                .execution_options(synchronize_session=False),
-            )).scalars().all()
-            order = {row_id: position for position, row_id in enumerate(ids)}
-            rows = [_row(m) for m in sorted(messages, key=lambda m: order[m.id or 0])]
-            tip_ids = {row.tip_id for row in rows if row.tip_id is not None}
-            tips: dict[int | None, Tip] = {tip.id: tip for tip in (await session.exec(
-                select(Tip).where(col(Tip.id).in_(tip_ids))
-            )).all()} if tip_ids else {}
+
+        def step(conn: Connection) -> list[Claimed]:
+            with Session(bind=conn, expire_on_commit=False) as session:
+                messages = session.exec(
+                    update(OutboxMessage)
+                    .where(col(OutboxMessage.id).in_(ids),
+                           col(OutboxMessage.status) == "pending",
+                           col(OutboxMessage.next_attempt_at) <= now)
+                    .values(next_attempt_at=until, attempts=OutboxMessage.attempts + 1,
+                            lease_owner=owner)
+                    .returning(OutboxMessage)
+                    .execution_options(synchronize_session=False),
+                ).scalars().all()
+                order = {row_id: position for position, row_id in enumerate(ids)}
+                rows = [_row(m) for m in sorted(messages, key=lambda m: order[m.id or 0])]
+                tip_ids = {row.tip_id for row in rows if row.tip_id is not None}
+                tips: dict[int | None, Tip] = {tip.id: tip for tip in session.exec(
+                    select(Tip).where(col(Tip.id).in_(tip_ids))
+                ).all()} if tip_ids else {}
             routed = [row for row in rows if row.tip_id in tips and needs_route(row)]
             places = [(tips[row.tip_id].commune_code, tips[row.tip_id].province_code)
                       for row in routed]
             destinations: dict[int, Destination] = dict(zip(
                 (row.id for row in routed),
-                await destinations_for(session, router, places) if places else [],
+                _destinations(conn, router, places) if places else [],
                 strict=True,
             ))
-            await self._mark_receipts(await session.connection(), receipts, now)
-        return [Claimed(row, tips.get(row.tip_id), destinations.get(row.id)) for row in rows]
+            _mark_receipts(conn, receipts, now)
+            return [Claimed(row, tips.get(row.tip_id), destinations.get(row.id)) for row in rows]
+
+        async with self._db.work() as work:
+            return await work.run(step, last=True)
 
     async def take_back_leases(self, *, node: str, owner: str, now: datetime) -> int:
         async with self._db.transaction() as session:
@@ -201,53 +214,50 @@ class OutboxStore:
     async def write_marks(
         self, marks: Sequence[Mark], *, now: datetime, receipts: Sequence[int]
     ) -> None:
-        async with self._db.transaction() as session:
-            sql = await session.connection()
+        def step(conn: Connection) -> None:
             for status in sorted({mark.status for mark in marks}):
-                await sql.execute(_SQL.mark_rows, {
+                conn.execute(_SQL.mark_rows, {
                     "ids": [m.row_id for m in marks if m.status == status],
                     "status": status, "at": now,
                 })
-            await self._mark_receipts(sql, receipts, now)
+            _mark_receipts(conn, receipts, now)
+
+        async with self._db.work() as work:
+            await work.run(step, last=True)
 
     async def write_cards_posted(
         self, posted: Sequence[CardPosted], *, now: datetime, receipts: Sequence[int]
     ) -> None:
         """The card's message id, the tip's queue, the audit event and the row's progress."""
-        async with self._db.transaction() as session:
-            sql = await session.connection()
-            await sql.execute(_SQL.insert_cards, [
+        def step(conn: Connection) -> None:
+            conn.execute(_SQL.insert_cards, [
                 {"tip_id": card.tip_id, "chat_id": card.chat_id,
                  "message_id": card.message_id, "active": True, "created_at": now}
                 for card in posted
             ])
-            await sql.execute(_SQL.insert_events, [
+            conn.execute(_SQL.insert_events, [
                 {"tip_id": card.tip_id, "actor_kind": "system", "event": "delivered",
                  "at": now, "details": json.dumps({"queue": card.scope})}
                 for card in posted
             ])
-            await sql.execute(_SQL.tip_delivered, [
+            conn.execute(_SQL.tip_delivered, [
                 {"tip": card.tip_id, "at": now, "scope": card.scope, "chat": card.chat_id}
                 for card in posted
             ])
-            await sql.execute(_SQL.row_progress, [
+            conn.execute(_SQL.row_progress, [
                 {"row": card.row_id, "payload": card.payload,
                  "status": "sent" if card.finished else "pending",
                  "sent_at": now if card.finished else None}
                 for card in posted
             ])
-            await self._mark_receipts(sql, receipts, now)
+            _mark_receipts(conn, receipts, now)
+
+        async with self._db.work() as work:
+            await work.run(step, last=True)
 
     async def mark_receipts(self, receipts: Sequence[int], *, now: datetime) -> None:
-        async with self._db.transaction() as session:
-            await self._mark_receipts(await session.connection(), receipts, now)
-
-    @staticmethod
-    async def _mark_receipts(
-        sql: AsyncConnection, receipts: Sequence[int], now: datetime
-    ) -> None:
-        if receipts:
-            await sql.execute(_SQL.receipts_sent, {"tips": list(receipts), "at": now})
+        async with self._db.work() as work:
+            await work.run(lambda conn: _mark_receipts(conn, receipts, now), last=True)
 
     async def receipt_due(self, tip_id: int, *, due: datetime) -> None:
         """The tip's receipt row, if not being sent, is due at ``due`` (not later)."""
@@ -366,6 +376,22 @@ class OutboxStore:
                 .order_by(col(Photo.position))
             )).all() if photo_ids else []
         return tip, [PhotoData(p.data) for p in photos]
+
+
+def _mark_receipts(conn: Connection, receipts: Sequence[int], now: datetime) -> None:
+    if receipts:
+        conn.execute(_SQL.receipts_sent, {"tips": list(receipts), "at": now})
+
+
+def _destinations(
+    conn: Connection, router: Router, places: Sequence[tuple[int, int]]
+) -> list[Destination]:
+    """``destinations_for`` inside a unit of work (``Database.work``)."""
+    links = conn.execute(_SQL.links_for_targets, {
+        "communes": list({commune for commune, _ in places}),
+        "provinces": list({province for _, province in places}),
+    }).all()
+    return router.choose(places, [(link.scope, link.code, link.chat_id) for link in links])
 
 
 async def destinations_for(
