@@ -29,19 +29,66 @@ file).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.web_request import FileField
 
 from . import views
-from .models import JSON
+from .models import JSON, SandboxChat, SandboxUser
 from .world import World
 
-if TYPE_CHECKING:
-    from .server import BotApiSandbox
+
+class SandboxControls(Protocol):
+    """What the control API uses of the sandbox (``server.BotApiSandbox``), so that this
+    module does not import the server that mounts it."""
+
+    world: World
+    bot_user: SandboxUser
+    time_zone: str
+
+    def create_user(
+        self, first_name: str, *, last_name: str | None = ..., username: str | None = ...,
+        language_code: str | None = ..., phone_number: str | None = ...,
+        user_id: int | None = ...,
+    ) -> SandboxUser: ...
+    def create_group(
+        self, title: str, *, members: Sequence[int] = ..., admins: Sequence[int] = ...,
+        supergroup: bool = ..., chat_id: int | None = ...,
+    ) -> SandboxChat: ...
+    def add_member(self, chat_id: int, user_id: int, *, admin: bool = ...) -> None: ...
+    def remove_member(self, chat_id: int, user_id: int, *, kicked: bool = ...) -> None: ...
+    async def send_text(
+        self, user_id: int, text: str, *, chat_id: int | None = ...,
+        reply_to_message_id: int | None = ...,
+    ) -> dict[str, Any]: ...
+    async def send_photo(
+        self, user_id: int, data: bytes, *, chat_id: int | None = ...,
+        caption: str | None = ..., media_group_id: str | None = ...,
+        reply_to_message_id: int | None = ...,
+    ) -> dict[str, Any]: ...
+    async def send_document(
+        self, user_id: int, data: bytes, *, file_name: str, mime_type: str,
+        chat_id: int | None = ..., caption: str | None = ...,
+        reply_to_message_id: int | None = ...,
+    ) -> dict[str, Any]: ...
+    async def send_location(
+        self, user_id: int, latitude: float, longitude: float, *, chat_id: int | None = ...
+    ) -> dict[str, Any]: ...
+    async def press_button(
+        self, user_id: int, chat_id: int, message_id: int, callback_data: str, *,
+        check: bool = ...,
+    ) -> str: ...
+    def callback_answer(self, callback_query_id: str) -> dict[str, Any] | None: ...
+    def block_bot(self, user_id: int) -> None: ...
+    def unblock_bot(self, user_id: int) -> None: ...
+    def kick_bot(self, chat_id: int) -> None: ...
+    async def migrate_to_supergroup(self, chat_id: int) -> int: ...
+    def method_calls(self, method: str | None = ...) -> list[dict[str, Any]]: ...
+    @property
+    def updates(self) -> list[dict[str, Any]]: ...
 
 STATIC = Path(__file__).parent / "static"
 _TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
@@ -89,7 +136,7 @@ def _flag(data: JSON, key: str) -> bool:
 class ControlApi:
     """Handlers of the control API, bound to one sandbox."""
 
-    def __init__(self, sandbox: BotApiSandbox) -> None:
+    def __init__(self, sandbox: SandboxControls) -> None:
         self.sb = sandbox
 
     @property
@@ -247,7 +294,7 @@ def _static_file(name: str) -> web.StreamResponse:
                         charset="utf-8", headers={"Cache-Control": "no-cache"})
 
 
-def add_control_routes(app: web.Application, sandbox: BotApiSandbox) -> None:
+def add_control_routes(app: web.Application, sandbox: SandboxControls) -> None:
     """Register `/`, `/static/*` and `/sandbox/api/*`."""
     api = ControlApi(sandbox)
     prefix = "/sandbox/api"
