@@ -24,6 +24,7 @@ import handlers
 from bot.context import BotData, Services, TiplineApplication, TiplineContext
 from bot.domain.cards import CardRenderer
 from bot.domain.categories import Categories
+from bot.domain.clock import Clock, SystemClock
 from bot.domain.communes import CommuneDirectory
 from bot.domain.identity import Pseudonymizer
 from bot.domain.intake import IntakeService
@@ -75,7 +76,9 @@ class BotEndpoint:
         return f"{self.api_url}/file/bot"
 
 
-async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Services:
+async def build_services(
+    settings: Settings, secret_key: bytes, bot: Bot, clock: Clock
+) -> Services:
     """Open the database (migrated to head), load reference data, build the services."""
     db = Database(settings.database_url)
     try:
@@ -118,6 +121,7 @@ async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Ser
         ),
         membership=membership,
         pictures=PictureJobs(),
+        clock=clock,
     )
 
 
@@ -186,8 +190,12 @@ async def _within(step: Awaitable[None], what: str) -> None:
 class TiplineRuntime:
     """Start-up and shutdown of the whole bot, in order, for every mode."""
 
-    def __init__(self, settings: Settings, endpoint: BotEndpoint, secret_key: bytes) -> None:
+    def __init__(
+        self, settings: Settings, endpoint: BotEndpoint, secret_key: bytes,
+        clock: Clock | None = None,
+    ) -> None:
         self.settings = settings
+        self.clock: Clock = clock or SystemClock()  # tests pass one they move forward
         self.endpoint = endpoint
         self._secret_key = secret_key
         self.services: Services | None = None
@@ -212,7 +220,9 @@ class TiplineRuntime:
         self._requests = build_requests(self.settings)
         application = build_application(self.settings, self.endpoint, self._requests)
         self.application = application
-        self.services = await build_services(self.settings, self._secret_key, application.bot)
+        self.services = await build_services(
+            self.settings, self._secret_key, application.bot, self.clock
+        )
         attach_services(application, self.services)
         try:
             await application.initialize()

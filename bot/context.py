@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ from telegram.ext import Application, CallbackContext, ExtBot, JobQueue
 from bot.conversation.core import Conversation
 from bot.domain.cards import CardRenderer
 from bot.domain.categories import Categories
+from bot.domain.clock import Clock, SystemClock
 from bot.domain.communes import CommuneDirectory
 from bot.domain.geo import CommuneLocator
 from bot.domain.identity import Pseudonymizer
@@ -49,6 +50,7 @@ class Services:
     triage: TriageService
     membership: TelegramMembership
     pictures: PictureJobs  # the bounded pool pictures are sanitised on
+    clock: Clock = field(default_factory=SystemClock)  # tests move it instead of sleeping
     boundaries_version: tuple[int, datetime | None] = (0, None)
 
 
