@@ -32,7 +32,9 @@ from bot.domain.linking import GroupLinking
 from bot.domain.notices import ReporterNotices
 from bot.domain.outbox import OutboxWorker
 from bot.domain.picture_jobs import PictureJobs
+from bot.domain.reminders import DigestTexts, ReminderPolicy, Reminders
 from bot.domain.residents import ResidentPreferences
+from bot.domain.rounds import RoundEngine
 from bot.domain.routing import Router
 from bot.domain.sealing import ChatSealer
 from bot.domain.tips import TipQueries
@@ -46,7 +48,7 @@ from bot.telegram_http import AiohttpRequest
 from bot.telegram_transport import TelegramTransport
 from bot.web import WebServer
 from bot.webhook import WebhookInbox
-from scheduler.jobs import schedule_housekeeping
+from scheduler.jobs import schedule_housekeeping, schedule_rounds
 from storage import migrate
 from storage.areas import boundaries_version, load_locator
 from storage.db import Database
@@ -54,6 +56,7 @@ from storage.groups import GroupStore
 from storage.intake import IntakeStore
 from storage.outbox_store import OutboxStore
 from storage.residents import ResidentStore
+from storage.rounds import RoundsStore
 from storage.tips import TipsStore
 from storage.triage import TriageStore
 
@@ -96,6 +99,25 @@ async def build_services(
     renderer = CardRenderer(directory, categories, settings.zone, translator.for_language("vi"))
     sealer = ChatSealer(secret_key)
     membership = TelegramMembership(bot, ttl_seconds=settings.membership_cache_seconds)
+    outbox = OutboxWorker(
+        OutboxStore(db), renderer, router, ReporterNotices(translator, sealer, directory)
+    )
+    rounds_store = RoundsStore(db)
+    reminders = Reminders(
+        rounds_store,
+        DigestTexts(directory, categories, settings.zone, translator.for_language("vi")),
+        policy=ReminderPolicy(
+            ack_points=tuple(settings.reminder_ack_points),
+            settle_days_before=tuple(settings.reminder_settle_days),
+            every=timedelta(minutes=settings.round_minutes),
+        ),
+        ops_chat_id=settings.ops_chat_id,
+    )
+    # the morning summary (07:30 ICT) is one more job: rounds.add(RoundJob(...))
+    rounds = RoundEngine(
+        rounds_store, grace=timedelta(minutes=settings.round_misfire_grace_minutes),
+        jobs=reminders.jobs(), queued=outbox.wake,
+    )
     return Services(
         settings=settings,
         db=db,
@@ -108,9 +130,7 @@ async def build_services(
         locator=locator,
         intake=IntakeService(IntakeStore(db), directory, categories, sealer, router),
         tips=TipQueries(TipsStore(db)),
-        outbox=OutboxWorker(
-            OutboxStore(db), renderer, router, ReporterNotices(translator, sealer, directory)
-        ),
+        outbox=outbox,
         renderer=renderer,
         boundaries_version=version,
         triage=TriageService(
@@ -121,6 +141,8 @@ async def build_services(
         ),
         membership=membership,
         pictures=PictureJobs(),
+        rounds=rounds,
+        reminders=reminders,
         clock=clock,
     )
 
@@ -173,6 +195,7 @@ def attach_services(application: TiplineApplication, services: Services) -> None
     application.bot_data.services = services
     handlers.register(application)
     schedule_housekeeping(application)
+    schedule_rounds(application, services.settings.round_tick_seconds)
 
 
 SHUTDOWN_STEP_SECONDS = 15.0

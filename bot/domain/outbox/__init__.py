@@ -37,6 +37,7 @@ receipt may reach the resident twice (the same code).
 from bot.domain.outbox.payloads import (
     CardRefreshPayload,
     CardRetirePayload,
+    DigestPayload,
     GroupRelayPayload,
     OutboxKind,
     Payload,
@@ -62,7 +63,8 @@ RECEIPT = OutboxKind.RECEIPT  # the kind of the receipt's safety-net row
 
 __all__ = [
     "LEASE", "RECEIPT", "URGENT_LEASE", "Buttons", "CardRefreshPayload", "CardRetirePayload",
-    "ChatGone", "ChatMoved", "DeliveryError", "DeliveryPolicy", "GroupRelayPayload",
+    "ChatGone", "ChatMoved", "DeliveryError", "DeliveryPolicy", "DigestPayload",
+    "GroupRelayPayload",
     "OutboxKind", "OutboxStats", "OutboxStore", "OutboxWorker", "Pacer", "Payload",
     "PayloadError", "ReceiptPayload", "ReporterNoticePayload", "RetryLater",
     "TipCardPayload", "Transport", "parse_payload",
