@@ -33,7 +33,7 @@ _NEW = str(TipStatus.NEW)
 
 
 def _due_tip(row: Any) -> DueTip:
-    return DueTip(**{name: getattr(row, name) for name in _FIELDS})
+    return DueTip(*row)  # the columns are selected in the record's field order
 
 
 def _at(name: str) -> sa.BindParameter[datetime]:

@@ -29,14 +29,14 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
-from bot.domain.rounds import Digest, EverySchedule, RoundJob, RoundWindow, split_lines
+from bot.domain.rounds import EPOCH, Digest, EverySchedule, RoundJob, RoundWindow, split_lines
 from bot.domain.status import OPEN_STATUSES, TipStatus
 from bot.i18n import Gettext
 
@@ -129,17 +129,28 @@ class Item:
         return deadline_of(self.tip, self.kind)
 
 
+def _covered(window: RoundWindow, every: timedelta) -> set[int]:
+    """The slot numbers (``EverySchedule.index``) of ``window``."""
+    return {(slot.at - EPOCH) // every for slot in window.slots}
+
+
 def reminder_items(
     tips: Iterable[DueTip], window: RoundWindow, now: datetime, policy: ReminderPolicy
 ) -> list[Item]:
     """The (tip, deadline) pairs ``window``'s round reminds of: a point of the tip belongs
-    to one of its slots, and that deadline is still ahead."""
+    to one of its slots (``ReminderPolicy.reminder_slot``, inlined: a round may read
+    thousands of tips), and that deadline is still ahead."""
+    every = policy.every
+    covered = _covered(window, every)
     items = []
     for tip in tips:
+        after_receipt = (tip.created_at - EPOCH) // every + 1
         kinds = {kind for kind, point in policy.reminder_points(tip)
-                 if window.covers(policy.reminder_slot(point, tip.created_at))
-                 and deadline_of(tip, kind) > now}
-        items += [Item(tip, kind) for kind in ("ack", "settle") if kind in kinds]
+                 if max((point - EPOCH) // every, after_receipt) in covered}
+        if "ack" in kinds and tip.ack_due_at > now:
+            items.append(Item(tip, "ack"))
+        if "settle" in kinds and tip.settle_due_at > now:
+            items.append(Item(tip, "settle"))
     return items
 
 
@@ -148,10 +159,12 @@ def escalation_items(
 ) -> list[Item]:
     """The overdue tips ``window``'s round escalates (once per missed deadline; a tip past
     both is listed once, for the settlement)."""
+    every = policy.every
+    covered = _covered(window, every)
     items = []
     for tip in tips:
         kinds = [kind for kind in missed(tip, now)
-                 if window.covers(policy.escalation_slot(deadline_of(tip, kind)))]
+                 if (deadline_of(tip, kind) - EPOCH) // every + 1 in covered]
         if kinds:
             items.append(Item(tip, kinds[-1]))
     return items
@@ -191,6 +204,8 @@ class DigestTexts:
     categories: Categories
     zone: ZoneInfo
     texts: Gettext
+    _names: dict[tuple[str, object], str] = field(  # escaped labels, looked up once each
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def span(self, delta: timedelta) -> str:
         """A duration as people say it: "2 ngày 3 giờ", "3 giờ 10 phút", "15 phút"."""
@@ -216,12 +231,20 @@ class DigestTexts:
             self.texts("nobody has taken it up")
 
     def _category(self, tip: DueTip) -> str:
-        category = self.categories.get(tip.category)
-        return html.escape(category.label("vi") if category else tip.category)
+        name = self._names.get(("category", tip.category))
+        if name is None:
+            category = self.categories.get(tip.category)
+            name = self._names[("category", tip.category)] = html.escape(
+                category.label("vi") if category else tip.category)
+        return name
 
     def _commune(self, tip: DueTip) -> str:
-        commune = self.directory.commune(tip.commune_code)
-        return html.escape(commune.name if commune else str(tip.commune_code))
+        name = self._names.get(("commune", tip.commune_code))
+        if name is None:
+            commune = self.directory.commune(tip.commune_code)
+            name = self._names[("commune", tip.commune_code)] = html.escape(
+                commune.name if commune else str(tip.commune_code))
+        return name
 
     def _part(self, index: int, total: int) -> str:
         return self.texts("(part {index}/{total})").format(index=index, total=total)
