@@ -384,6 +384,35 @@ async def test_one_reminder_digest_per_group_with_the_right_tips(
         assert len(await digests(world, y)) == 2
         assert await digests(world, world.demo.province_group.id) == []
         assert await digests(world, world.demo.ops_group.id) == []
+        async with world.services.db.session() as session:
+            runs = (await session.exec(select(JobRun).where(JobRun.scope != "round"))).all()
+        assert sorted((r.job, r.scope, r.status) for r in runs) == [
+            ("reminder", f"chat:{x}", "sent"), ("reminder", f"chat:{x}", "sent"),
+            ("reminder", f"chat:{y}", "sent"), ("reminder", f"chat:{y}", "sent")]
+
+
+async def test_a_group_that_removed_the_bot_gets_no_digest_and_the_others_do(
+    sandbox: BotApiSandbox, database_url: str, tmp_path: Path
+) -> None:
+    clock = MovableClock()
+    t0 = clock.now()
+    async with running_world(sandbox, database_url, tmp_path, clock=clock, **TICK) as world:
+        x = world.demo.commune_group.id
+        y, other = await second_group(world)
+        await add_tips(world.services.db, [
+            {"created_at": t0, "queue_chat_id": x},
+            {"created_at": t0, "queue_chat_id": y, "commune_code": other}])
+        world.sandbox.kick_bot(y)
+        clock.set(t0 + timedelta(hours=12, minutes=1))
+        await settle(world, clock)
+        assert len(await digests(world, x)) == 1
+        async with world.services.db.session() as session:
+            runs = {r.scope: r.status for r in (await session.exec(
+                select(JobRun).where(JobRun.scope != "round"))).all()}
+            rows = (await session.exec(select(OutboxMessage).where(
+                OutboxMessage.kind == OutboxKind.DIGEST))).all()
+        assert runs == {f"chat:{x}": "sent", f"chat:{y}": "failed"}
+        assert sorted(r.status for r in rows) == ["failed", "sent"]
 
 
 async def test_no_digest_when_nothing_is_due(

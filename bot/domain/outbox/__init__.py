@@ -6,6 +6,9 @@ for a broadcast engine too), ``payloads`` (``OutboxKind`` and one typed payload 
 ``deliveries/`` (one class per kind), ``store`` (what it needs from storage, implemented in
 ``storage/outbox_store.py``), ``transport`` (what it sends through, and its errors).
 
+Digests (a round's reminders or escalations for one group, ``bot/domain/rounds.py``) are
+rows without a tip; they are claimed after every other due row, so tip cards go first.
+
 A worker sends due rows through a ``Transport`` (Telegram today), records progress of
 multi-part sends (card, photos, location) step by step, and retries with back-off on
 network errors, 5xx and 429 (honouring retry_after). Rows survive restarts; a tip card is

@@ -37,10 +37,17 @@ class DigestDelivery(Delivery[DigestPayload]):
         except ChatGone:
             log.warning("digest's group is gone: not sent", extra={"outbox_id": job.row.id})
             await self.desk.mark(job.row, "failed")
-            if payload.run is not None:
-                await self.desk.store.round_delivered(payload.run, status="failed",
-                                                      at=datetime.now(UTC))
+            await self._record(payload, "failed")
             return
-        if payload.run is not None:
-            await self.desk.store.round_delivered(payload.run, status="sent",
+        await self._record(payload, "sent")
+
+    async def _record(self, payload: DigestPayload, status: str) -> None:
+        """The round's ledger row follows (bookkeeping only: a failure here must not make
+        the outbox post the digest again)."""
+        if payload.run is None:
+            return
+        try:
+            await self.desk.store.round_delivered(payload.run, status=status,
                                                   at=datetime.now(UTC))
+        except Exception:
+            log.warning("could not record the round's digest as %s", status, exc_info=True)
