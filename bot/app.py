@@ -113,7 +113,8 @@ async def build_services(
         ),
         ops_chat_id=settings.ops_chat_id,
     )
-    # the morning summary (07:30 ICT) is one more job: rounds.add(RoundJob(...))
+    # the morning summary (07:30 ICT) is one more job (docs/rounds.md): rounds.add(RoundJob(
+    #     "summary", DailySchedule(time(7, 30), settings.zone), per_group(rounds.groups, text)))
     rounds = RoundEngine(
         rounds_store, grace=timedelta(minutes=settings.round_misfire_grace_minutes),
         jobs=reminders.jobs(), queued=outbox.wake,

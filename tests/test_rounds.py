@@ -560,9 +560,9 @@ async def test_a_round_job_plugged_in_with_its_own_text(
         return f"☀️ Tóm tắt buổi sáng {round_window.key} ({group.scope} {group.code})"
 
     def plug(world: World) -> None:
-        store = RoundsStore(world.services.db)
-        world.services.rounds.add(RoundJob("summary", DailySchedule(time(7, 30), ICT),
-                                           per_group(store.linked_groups, placeholder)))
+        rounds = world.services.rounds
+        rounds.add(RoundJob("summary", DailySchedule(time(7, 30), ICT),
+                            per_group(rounds.groups, placeholder)))
 
     def summaries(world: World, chat: int) -> list[str]:
         return [m["text"] for m in world.sandbox.bot_messages(chat)

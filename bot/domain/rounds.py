@@ -163,6 +163,10 @@ class RoundsStorage(Protocol):
         written) if any of those rows exists already: somebody ran the round."""
         ...
 
+    async def linked_groups(self) -> list[Group]:
+        """Every linked police group (for a per-group round)."""
+        ...
+
 
 @dataclass
 class RoundsReport:
@@ -191,9 +195,14 @@ class RoundEngine:
     def jobs(self) -> list[RoundJob]:
         return list(self._jobs.values())
 
+    async def groups(self) -> list[Group]:
+        """Every linked police group: ``per_group(services.rounds.groups, text)``."""
+        return await self._store.linked_groups()
+
     def add(self, job: RoundJob) -> None:
         """Plug a job in (the morning summary: ``add(RoundJob("summary", DailySchedule(
-        time(7, 30), zone), per_group(...)))``); a job of the same name is replaced."""
+        time(7, 30), zone), per_group(self.groups, text)))``); a job of the same name is
+        replaced."""
         if not 0 < len(job.name) <= 32 or ":" in job.name:
             raise ValueError(f"bad round job name {job.name!r}")
         self._jobs[job.name] = job
