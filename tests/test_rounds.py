@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from bot.app import BotEndpoint, TiplineRuntime
+from bot.domain.cards import CardRenderer
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
 from bot.domain.outbox import DigestPayload, OutboxKind, PayloadError, parse_payload
@@ -59,6 +60,7 @@ from tests.conftest import (
     make_settings,
     running_world,
 )
+from tests.test_card_texts import Tip as CardTip
 from tests.test_intake_bot import send_tip, tip_by_code, wait_card
 from tests.test_triage_bot import current, until
 
@@ -196,6 +198,20 @@ def test_long_digests_are_split_into_few_messages_without_cutting_a_line() -> No
     listed = len(CODE_RE.findall("".join(capped)))
     assert len(capped) <= 5 and capped[-1].endswith(f"… và {300 - listed} tin báo khác")
     assert split_lines("H", ["x" * 5000]) == ["H\n" + "x" * 4094]
+
+
+def test_the_cards_overdue_line_names_the_missed_deadline() -> None:
+    cards = CardRenderer(CommuneDirectory.load(), Categories.load(), ICT,
+                         Translator.load().for_language("vi"))
+    base = CardTip(status="new", owner_name=None, acknowledged_at=None)
+    assert "Quá hạn" not in cards.render(base)[0]
+    late_ack = replace(base, overdue_marked_at=base.ack_due_at + timedelta(minutes=5))
+    assert "🔴 <b>KHẨN CẤP</b>\n⚠️ <b>Quá hạn</b>: hạn tiếp nhận là 12:04 02/01/2026\n" \
+        in cards.render(late_ack)[0]
+    late_settle = replace(CardTip(), overdue_marked_at=CardTip().settle_due_at)
+    assert "⚠️ <b>Quá hạn</b>: hạn giải quyết là 12:04 09/01/2026" in cards.render(late_settle)[0]
+    closed = replace(late_settle, status="processed", closed_at=CardTip().settle_due_at)
+    assert "Quá hạn" not in cards.render(closed)[0]
 
 
 def test_digest_payload_reads_back_and_refuses_what_no_writer_produces() -> None:
