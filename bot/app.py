@@ -24,6 +24,7 @@ import handlers
 from bot.context import BotData, Services, TiplineApplication, TiplineContext
 from bot.domain.cards import CardRenderer
 from bot.domain.categories import Categories
+from bot.domain.clock import Clock, SystemClock
 from bot.domain.communes import CommuneDirectory
 from bot.domain.identity import Pseudonymizer
 from bot.domain.intake import IntakeService
@@ -31,7 +32,9 @@ from bot.domain.linking import GroupLinking
 from bot.domain.notices import ReporterNotices
 from bot.domain.outbox import OutboxWorker
 from bot.domain.picture_jobs import PictureJobs
+from bot.domain.reminders import DigestTexts, ReminderPolicy, Reminders
 from bot.domain.residents import ResidentPreferences
+from bot.domain.rounds import RoundEngine
 from bot.domain.routing import Router
 from bot.domain.sealing import ChatSealer
 from bot.domain.tips import TipQueries
@@ -45,7 +48,7 @@ from bot.telegram_http import AiohttpRequest
 from bot.telegram_transport import TelegramTransport
 from bot.web import WebServer
 from bot.webhook import WebhookInbox
-from scheduler.jobs import schedule_housekeeping
+from scheduler.jobs import schedule_housekeeping, schedule_rounds
 from storage import migrate
 from storage.areas import boundaries_version, load_locator
 from storage.db import Database
@@ -53,6 +56,7 @@ from storage.groups import GroupStore
 from storage.intake import IntakeStore
 from storage.outbox_store import OutboxStore
 from storage.residents import ResidentStore
+from storage.rounds import RoundsStore
 from storage.tips import TipsStore
 from storage.triage import TriageStore
 
@@ -75,7 +79,9 @@ class BotEndpoint:
         return f"{self.api_url}/file/bot"
 
 
-async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Services:
+async def build_services(
+    settings: Settings, secret_key: bytes, bot: Bot, clock: Clock
+) -> Services:
     """Open the database (migrated to head), load reference data, build the services."""
     db = Database(settings.database_url)
     try:
@@ -93,6 +99,26 @@ async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Ser
     renderer = CardRenderer(directory, categories, settings.zone, translator.for_language("vi"))
     sealer = ChatSealer(secret_key)
     membership = TelegramMembership(bot, ttl_seconds=settings.membership_cache_seconds)
+    outbox = OutboxWorker(
+        OutboxStore(db), renderer, router, ReporterNotices(translator, sealer, directory)
+    )
+    rounds_store = RoundsStore(db)
+    reminders = Reminders(
+        rounds_store,
+        DigestTexts(directory, categories, settings.zone, translator.for_language("vi")),
+        policy=ReminderPolicy(
+            ack_points=tuple(settings.reminder_ack_points),
+            settle_days_before=tuple(settings.reminder_settle_days),
+            every=timedelta(minutes=settings.round_minutes),
+        ),
+        ops_chat_id=settings.ops_chat_id,
+    )
+    # the morning summary (07:30 ICT) is one more job (docs/rounds.md): rounds.add(RoundJob(
+    #     "summary", DailySchedule(time(7, 30), settings.zone), per_group(rounds.groups, text)))
+    rounds = RoundEngine(
+        rounds_store, grace=timedelta(minutes=settings.round_misfire_grace_minutes),
+        jobs=reminders.jobs(), queued=outbox.wake,
+    )
     return Services(
         settings=settings,
         db=db,
@@ -105,9 +131,7 @@ async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Ser
         locator=locator,
         intake=IntakeService(IntakeStore(db), directory, categories, sealer, router),
         tips=TipQueries(TipsStore(db)),
-        outbox=OutboxWorker(
-            OutboxStore(db), renderer, router, ReporterNotices(translator, sealer, directory)
-        ),
+        outbox=outbox,
         renderer=renderer,
         boundaries_version=version,
         triage=TriageService(
@@ -118,6 +142,9 @@ async def build_services(settings: Settings, secret_key: bytes, bot: Bot) -> Ser
         ),
         membership=membership,
         pictures=PictureJobs(),
+        rounds=rounds,
+        reminders=reminders,
+        clock=clock,
     )
 
 
@@ -169,6 +196,7 @@ def attach_services(application: TiplineApplication, services: Services) -> None
     application.bot_data.services = services
     handlers.register(application)
     schedule_housekeeping(application)
+    schedule_rounds(application, services.settings.round_tick_seconds)
 
 
 SHUTDOWN_STEP_SECONDS = 15.0
@@ -186,8 +214,12 @@ async def _within(step: Awaitable[None], what: str) -> None:
 class TiplineRuntime:
     """Start-up and shutdown of the whole bot, in order, for every mode."""
 
-    def __init__(self, settings: Settings, endpoint: BotEndpoint, secret_key: bytes) -> None:
+    def __init__(
+        self, settings: Settings, endpoint: BotEndpoint, secret_key: bytes,
+        clock: Clock | None = None,
+    ) -> None:
         self.settings = settings
+        self.clock: Clock = clock or SystemClock()  # tests pass one they move forward
         self.endpoint = endpoint
         self._secret_key = secret_key
         self.services: Services | None = None
@@ -212,7 +244,9 @@ class TiplineRuntime:
         self._requests = build_requests(self.settings)
         application = build_application(self.settings, self.endpoint, self._requests)
         self.application = application
-        self.services = await build_services(self.settings, self._secret_key, application.bot)
+        self.services = await build_services(
+            self.settings, self._secret_key, application.bot, self.clock
+        )
         attach_services(application, self.services)
         try:
             await application.initialize()

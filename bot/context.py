@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ from telegram.ext import Application, CallbackContext, ExtBot, JobQueue
 from bot.conversation.core import Conversation
 from bot.domain.cards import CardRenderer
 from bot.domain.categories import Categories
+from bot.domain.clock import Clock, SystemClock
 from bot.domain.communes import CommuneDirectory
 from bot.domain.geo import CommuneLocator
 from bot.domain.identity import Pseudonymizer
@@ -18,7 +19,9 @@ from bot.domain.intake import IntakeService
 from bot.domain.linking import GroupLinking
 from bot.domain.outbox import OutboxWorker
 from bot.domain.picture_jobs import PictureJobs
+from bot.domain.reminders import Reminders
 from bot.domain.residents import ResidentPreferences
+from bot.domain.rounds import RoundEngine
 from bot.domain.tips import TipQueries
 from bot.domain.triage import TriageService
 from bot.i18n import Gettext, Translator
@@ -49,6 +52,9 @@ class Services:
     triage: TriageService
     membership: TelegramMembership
     pictures: PictureJobs  # the bounded pool pictures are sanitised on
+    rounds: RoundEngine  # scheduled rounds (reminders, escalations, summary), one ledger
+    reminders: Reminders  # the reminder and escalation jobs, the cards' overdue mark
+    clock: Clock = field(default_factory=SystemClock)  # tests move it instead of sleeping
     boundaries_version: tuple[int, datetime | None] = (0, None)
 
 

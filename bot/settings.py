@@ -86,6 +86,27 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="...within this many seconds (Telegram: ~1 msg/s)."
     )
 
+    # reminder and escalation rounds (bot/domain/reminders.py, docs/rounds.md)
+    reminder_ack_points: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [0.5, 0.9],
+        description="Reminders at these shares of the acknowledgement window (0.5,0.9).",
+    )
+    reminder_settle_days: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [5, 1],
+        description="Reminders this many days before the settlement deadline (5,1).",
+    )
+    round_minutes: int = Field(
+        default=15, ge=1, le=1440,
+        description="Length of a round's slot: at most one reminder digest per group per slot.",
+    )
+    round_misfire_grace_minutes: int = Field(
+        default=360, ge=1,
+        description="A round missed while the bot was down runs if it is at most this old.",
+    )
+    round_tick_seconds: float = Field(
+        default=60.0, gt=0, description="How often the scheduler looks for due rounds."
+    )
+
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = Field(default=8081, ge=0, le=65535)
     sandbox_rate_limits: bool = Field(
@@ -102,6 +123,32 @@ class Settings(BaseSettings):
             return [int(p) for p in parts]
         if isinstance(value, int):
             return [value]
+        return value
+
+    @field_validator("reminder_ack_points", mode="before")
+    @classmethod
+    def _split_ack_points(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = [float(p) for p in value.split(",") if p.strip()]
+            except ValueError:
+                raise ValueError("must be comma-separated shares such as 0.5,0.9") from None
+        if isinstance(value, list) and not all(
+            isinstance(p, int | float) and 0 < p < 1 for p in value
+        ):
+            raise ValueError("must be shares between 0 and 1 (exclusive), such as 0.5,0.9")
+        return value
+
+    @field_validator("reminder_settle_days", mode="before")
+    @classmethod
+    def _split_settle_days(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            if not all(p.isdigit() for p in parts):
+                raise ValueError("must be comma-separated whole days such as 5,1")
+            value = [int(p) for p in parts]
+        if isinstance(value, list) and not all(isinstance(d, int) and d >= 1 for d in value):
+            raise ValueError("must be whole days of at least 1, such as 5,1")
         return value
 
     @field_validator("timezone")

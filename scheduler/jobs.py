@@ -1,7 +1,11 @@
-"""Recurring housekeeping jobs, run by PTB's JobQueue (APScheduler 3.x underneath).
+"""Recurring jobs, run by PTB's JobQueue (APScheduler 3.x underneath).
 
 Each job is a thin wrapper over a domain function; all are idempotent, so a missed or
-repeated run does no harm (APScheduler's default misfire handling is fine here).
+repeated run does no harm (APScheduler's default misfire handling is fine here). The
+rounds (reminders, escalations, summaries) are not APScheduler jobs of their own: one tick
+asks ``RoundEngine.run_due(now)`` which rounds are due, with ``now`` from the services'
+clock; their slots, the misfire grace and "never twice" live in our ``job_runs`` table
+(bot/domain/rounds.py), so a restart catches up by itself and nothing is pickled.
 """
 
 from __future__ import annotations
@@ -38,6 +42,27 @@ async def reload_boundaries(context: TiplineContext) -> None:
         services.locator = await load_locator(services.db)
         services.boundaries_version = version
         log.info("commune boundaries reloaded", extra={"count": version[0]})
+
+
+async def rounds_tick(context: TiplineContext) -> None:
+    """The due rounds (each sends its digests through the outbox), then the "⚠️ Quá hạn"
+    mark on the cards of tips that just went past a deadline."""
+    services = context.services
+    now = services.clock.now()
+    await services.rounds.run_due(now)
+    if await services.reminders.mark_overdue(now):
+        services.outbox.wake()
+
+
+def schedule_rounds(application: TiplineApplication, tick_seconds: float) -> None:
+    """The rounds' tick: soon after start (a round missed while down is run then), then
+    every ``tick_seconds``."""
+    job_queue = application.job_queue
+    assert job_queue is not None
+    job_queue.run_repeating(
+        rounds_tick, interval=timedelta(seconds=tick_seconds), first=min(tick_seconds, 5.0),
+        name=rounds_tick.__name__,
+    )
 
 
 def schedule_housekeeping(application: TiplineApplication) -> None:

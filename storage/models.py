@@ -134,6 +134,13 @@ class Tip(SQLModel, table=True):
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     outcome: str | None = Field(default=None, max_length=32)
     transfers: int = 0
+    # the 100% target (BLTTHS 2015 Art. 147): a complex case (2 months), one extension
+    complex_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    complex_reason: str | None = Field(default=None, sa_type=sa.Text)
+    extended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    extension_days: int | None = None
+    extension_reason: str | None = Field(default=None, sa_type=sa.Text)
+    overdue_marked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # card's mark
 
 
 class Photo(SQLModel, table=True):
@@ -256,3 +263,20 @@ class CommuneAreaRow(SQLModel, table=True):
     commune_code: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     geometry: str = Field(sa_type=sa.Text)
     imported_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class JobRun(SQLModel, table=True):
+    """A scheduled round (a reminder digest, an escalation, a morning summary) for one scope
+    (a group), written before it is sent: a round is sent at most once, and one missed
+    while the bot was down is found and run once when it is back."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (sa.UniqueConstraint("job", "scope", "round_key", name="uq_job_runs_round"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job: str = Field(max_length=32)
+    scope: str = Field(max_length=64)  # e.g. "chat:-100123" (a group), "province:10"
+    round_key: str = Field(max_length=64)  # e.g. "2026-12-02T07:30" or "ack50:2026-12-02T10"
+    status: str = Field(max_length=16)  # pending | sent | skipped
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

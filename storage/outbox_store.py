@@ -48,6 +48,8 @@ from storage.models import (
 )
 
 RECEIPT = str(OutboxKind.RECEIPT)
+# kinds that wait while other rows are due (tip cards, their edits and notices go first)
+LOW_PRIORITY = (str(OutboxKind.DIGEST),)
 
 
 class _Statements:
@@ -83,12 +85,16 @@ class _Statements:
             .values(status="sent", sent_at=bindparam("at"))
         )
         self.due_heads = _due_heads_query()
+        runs = tables.job_runs
+        self.round_delivered = sa.update(runs).where(runs.c.id == bindparam("run")).values(
+            status=bindparam("status"), done_at=bindparam("at"))
 
 
 def _due_heads_query() -> Select[Any, Any, Any, Any]:  # (id, later waiting, urgent, lease owner)
     """Ids of the due rows that are first in their tip's line, whether more of that tip
     wait behind them, the tip's urgency and who held the row's last lease. Receipt rows are
-    outside the line: always first, never in anybody's way."""
+    outside the line: always first, never in anybody's way. Digests (no tip) come after
+    every other due row: a burst of cards is not held up by a round's reminders."""
     other = aliased(OutboxMessage)
 
     def pending_of_same_tip(*where: ColumnElement[bool]) -> Exists:
@@ -106,7 +112,9 @@ def _due_heads_query() -> Select[Any, Any, Any, Any]:  # (id, later waiting, urg
         .where(col(OutboxMessage.status) == "pending",
                col(OutboxMessage.next_attempt_at) <= bindparam("now", type_=UTCDateTime),
                sa.or_(col(OutboxMessage.kind) == RECEIPT, ~earlier_pending))
-        .order_by(col(Tip.urgent).desc(), col(OutboxMessage.id))
+        # digests after everything else due, then urgent tips' rows first, then in order
+        .order_by(sa.case((col(OutboxMessage.kind).in_(LOW_PRIORITY), 1), else_=0),
+                  col(Tip.urgent).desc(), col(OutboxMessage.id))
         .limit(bindparam("limit", type_=Integer))
     )
 
@@ -365,6 +373,11 @@ class OutboxStore:
                 update(OutboxMessage).where(col(OutboxMessage.id) == row_id)
                 .values(payload=payload)
             )
+
+    async def round_delivered(self, run_id: int, *, status: str, at: datetime) -> None:
+        async with self._db.transaction() as session:
+            await (await session.connection()).execute(
+                _SQL.round_delivered, {"run": run_id, "status": status, "at": at})
 
     async def relay_material(
         self, tip_id: int, photo_ids: Sequence[int]

@@ -10,6 +10,7 @@ from storage.models import (
     CommuneAreaRow,
     Draft,
     GroupLink,
+    JobRun,
     OutboxMessage,
     Photo,
     RelayMessage,
@@ -32,6 +33,7 @@ bans = _table(Ban)
 cards = _table(TipCard)
 drafts = _table(Draft)
 events = _table(TipEvent)
+job_runs = _table(JobRun)
 links = _table(GroupLink)
 outbox = _table(OutboxMessage)
 photos = _table(Photo)

@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from bot.app import BotEndpoint, TiplineRuntime
 from bot.context import Services
+from bot.domain.clock import Clock
 from bot.sandbox import BotApiSandbox, RateLimits, SandboxUser
 from bot.sandbox_mode import DemoWorld, link_demo_groups, seed_demo
 from bot.settings import Settings
@@ -139,6 +141,24 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
 FAST_PRIVATE_BURST = 25  # tests press buttons faster than people; limits are tested apart
 
 
+class MovableClock:
+    """A clock tests move forward instead of sleeping (``bot.domain.clock.Clock``)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, moment: datetime) -> None:
+        assert moment.tzinfo is not None
+        self._now = moment
+
+    def advance(self, **delta: float) -> datetime:
+        self._now += timedelta(**delta)
+        return self._now
+
+
 @pytest.fixture
 async def sandbox() -> AsyncIterator[BotApiSandbox]:
     box = BotApiSandbox(limits=RateLimits(private_burst=FAST_PRIVATE_BURST + 5))
@@ -151,9 +171,11 @@ async def sandbox() -> AsyncIterator[BotApiSandbox]:
 
 @contextlib.asynccontextmanager
 async def running_world(
-    sandbox: BotApiSandbox, database_url: str, tmp_path: Path, **overrides: Any
+    sandbox: BotApiSandbox, database_url: str, tmp_path: Path, *, clock: Clock | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[World]:
-    """The demo people and groups, the bot running against the sandbox, groups linked."""
+    """The demo people and groups, the bot running against the sandbox, groups linked.
+    ``clock``: the bot's clock (a :class:`MovableClock` to move time forward)."""
     demo = seed_demo(sandbox)
     values: dict[str, Any] = {
         "admin_ids": [demo.admin.id], "ops_chat_id": demo.ops_group.id,
@@ -161,7 +183,7 @@ async def running_world(
     }
     settings = make_settings(database_url, tmp_path, **(values | overrides))
     runtime = TiplineRuntime(
-        settings, BotEndpoint(sandbox.token, sandbox.url), TEST_SECRET_KEY.encode()
+        settings, BotEndpoint(sandbox.token, sandbox.url), TEST_SECRET_KEY.encode(), clock
     )
     try:
         await runtime.start()

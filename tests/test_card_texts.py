@@ -40,6 +40,7 @@ class Tip:
     owner_name: str | None = "Trần <Văn> Ba"
     acknowledged_at: datetime | None = datetime(2026, 1, 2, 4, 0, tzinfo=UTC)
     closed_at: datetime | None = None
+    overdue_marked_at: datetime | None = None
 
 
 @pytest.fixture(scope="module")

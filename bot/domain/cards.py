@@ -60,6 +60,8 @@ class TipView(Protocol):
     def acknowledged_at(self) -> datetime | None: ...
     @property
     def closed_at(self) -> datetime | None: ...
+    @property
+    def overdue_marked_at(self) -> datetime | None: ...
 
 
 TEXT_LIMIT = 4096  # Telegram sendMessage limit (characters after entity parsing)
@@ -127,6 +129,9 @@ class CardRenderer:
         lines = [_(RESENT_NOTE)] if resent else []
         if tip.urgent:
             lines.append(_("🔴 <b>URGENT</b>"))
+        overdue = self._overdue_line(tip)
+        if overdue:
+            lines.append(overdue)
         note = QUEUE_NOTES.get(queue_scope or tip.queue_scope)
         if note:
             lines.append(_(note))
@@ -163,6 +168,19 @@ class CardRenderer:
         header = "\n".join(lines) + "\n\n" + _("<b>Description:</b>") + "\n"
         continuation = _("(continued – {code})").format(code=tip.code) + "\n"
         return split_html_body(header, html.escape(tip.description), continuation)
+
+    def _overdue_line(self, tip: TipView) -> str | None:
+        """The "⚠️ Quá hạn" line, once the rounds found the tip past a deadline
+        (``overdue_marked_at``, bot/domain/reminders.py) and while it is open: the
+        settlement's deadline if that one was missed, else the acknowledgement's."""
+        marked = tip.overdue_marked_at
+        if marked is None or tip.closed_at is not None:
+            return None
+        if marked >= tip.settle_due_at:
+            return self.texts("⚠️ <b>Overdue</b>: the deadline to settle it was {time}").format(
+                time=format_time(tip.settle_due_at, self.zone))
+        return self.texts("⚠️ <b>Overdue</b>: the deadline to take it up was {time}").format(
+            time=format_time(tip.ack_due_at, self.zone))
 
     def _status_line(self, tip: TipView) -> str:
         label = police_label(tip.status, self.texts)

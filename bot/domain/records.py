@@ -36,6 +36,7 @@ class TipRecord:
     closed_at: datetime | None
     outcome: str | None
     transfers: int
+    overdue_marked_at: datetime | None = None  # the card's "⚠️ Quá hạn" (reminders.py)
 
 
 @dataclass(frozen=True, slots=True)

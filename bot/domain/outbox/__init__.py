@@ -6,6 +6,9 @@ for a broadcast engine too), ``payloads`` (``OutboxKind`` and one typed payload 
 ``deliveries/`` (one class per kind), ``store`` (what it needs from storage, implemented in
 ``storage/outbox_store.py``), ``transport`` (what it sends through, and its errors).
 
+Digests (a round's reminders or escalations for one group, ``bot/domain/rounds.py``) are
+rows without a tip; they are claimed after every other due row, so tip cards go first.
+
 A worker sends due rows through a ``Transport`` (Telegram today), records progress of
 multi-part sends (card, photos, location) step by step, and retries with back-off on
 network errors, 5xx and 429 (honouring retry_after). Rows survive restarts; a tip card is
@@ -37,6 +40,7 @@ receipt may reach the resident twice (the same code).
 from bot.domain.outbox.payloads import (
     CardRefreshPayload,
     CardRetirePayload,
+    DigestPayload,
     GroupRelayPayload,
     OutboxKind,
     Payload,
@@ -62,7 +66,8 @@ RECEIPT = OutboxKind.RECEIPT  # the kind of the receipt's safety-net row
 
 __all__ = [
     "LEASE", "RECEIPT", "URGENT_LEASE", "Buttons", "CardRefreshPayload", "CardRetirePayload",
-    "ChatGone", "ChatMoved", "DeliveryError", "DeliveryPolicy", "GroupRelayPayload",
+    "ChatGone", "ChatMoved", "DeliveryError", "DeliveryPolicy", "DigestPayload",
+    "GroupRelayPayload",
     "OutboxKind", "OutboxStats", "OutboxStore", "OutboxWorker", "Pacer", "Payload",
     "PayloadError", "ReceiptPayload", "ReporterNoticePayload", "RetryLater",
     "TipCardPayload", "Transport", "parse_payload",

@@ -25,6 +25,7 @@ class OutboxKind(StrEnum):
     CARD_RETIRE = "card_retire"  # an old card after a transfer: marked, buttons removed
     REPORTER_NOTICE = "reporter_notice"  # the reporter told of a status change or a question
     GROUP_RELAY = "group_relay"  # the reporter's answer, as a reply to every live card
+    DIGEST = "digest"  # a round's digest (reminders, escalations, summary) in one group
 
 
 class PayloadError(ValueError):
@@ -286,11 +287,46 @@ class GroupRelayPayload:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class DigestPayload:
+    """A round's digest for one group (no tip): its messages, composed when the round was
+    claimed, how many went out already, and the round's ``job_runs`` row (None: none)."""
+
+    kind: ClassVar[OutboxKind] = OutboxKind.DIGEST
+    chat_id: int
+    parts: tuple[str, ...]
+    sent: int = 0  # parts posted so far: a retry posts only the rest
+    run: int | None = None  # the job_runs row marked sent once the last part is out
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {"chat_id": self.chat_id, "parts": list(self.parts)}
+        if self.sent:
+            data["sent"] = self.sent
+        if self.run is not None:
+            data["run"] = self.run
+        return _dump(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> DigestPayload:
+        data = _object(text)
+        _only(data, ("chat_id", "parts", "sent", "run"))
+        parts = data.get("parts")
+        if "chat_id" not in data or not isinstance(parts, list) or not parts \
+                or not all(isinstance(part, str) and part for part in parts):
+            raise PayloadError("chat_id and non-empty parts are required")
+        sent = _int(data.get("sent", 0), "sent")
+        if not 0 <= sent <= len(parts):
+            raise PayloadError("sent is out of range")
+        return cls(chat_id=_int(data["chat_id"], "chat_id"), parts=tuple(parts), sent=sent,
+                   run=_opt_int(data.get("run"), "run"))
+
+
 Payload: TypeAlias = (TipCardPayload | ReceiptPayload | CardRefreshPayload | CardRetirePayload
-                      | ReporterNoticePayload | GroupRelayPayload)
+                      | ReporterNoticePayload | GroupRelayPayload | DigestPayload)
 PAYLOADS: dict[OutboxKind, type[Payload]] = {
     cls.kind: cls for cls in (TipCardPayload, ReceiptPayload, CardRefreshPayload,
-                              CardRetirePayload, ReporterNoticePayload, GroupRelayPayload)
+                              CardRetirePayload, ReporterNoticePayload, GroupRelayPayload,
+                              DigestPayload)
 }
 
 

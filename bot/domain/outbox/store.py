@@ -147,3 +147,6 @@ class OutboxStore(Protocol):
     async def relay_material(
         self, tip_id: int, photo_ids: Sequence[int]
     ) -> tuple[TipView | None, list[PhotoData]]: ...
+
+    async def round_delivered(self, run_id: int, *, status: str, at: datetime) -> None:
+        """A round's digest went out ("sent") or could not ("failed"): its job_runs row."""

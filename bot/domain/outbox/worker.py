@@ -19,6 +19,7 @@ from bot.domain.notices import ReporterNotices
 from bot.domain.outbox.deliveries.base import Delivery, Job
 from bot.domain.outbox.deliveries.card import TipCardDelivery
 from bot.domain.outbox.deliveries.card_edits import CardRefreshDelivery, CardRetireDelivery
+from bot.domain.outbox.deliveries.digest import DigestDelivery
 from bot.domain.outbox.deliveries.notice import ReporterNoticeDelivery
 from bot.domain.outbox.deliveries.receipt import ReceiptDelivery
 from bot.domain.outbox.deliveries.relay import GroupRelayDelivery
@@ -109,6 +110,7 @@ class OutboxWorker:
             delivery.kind: delivery for delivery in (  # type: ignore[misc]
                 TipCardDelivery(self), ReceiptDelivery(self), CardRefreshDelivery(self),
                 CardRetireDelivery(self), ReporterNoticeDelivery(self), GroupRelayDelivery(self),
+                DigestDelivery(self),
             )
         }
         self.stats = OutboxStats()
