@@ -29,12 +29,13 @@ from bot.domain.outbox import (
     OutboxWorker,
     RetryLater,
 )
+from bot.domain.outbox.payloads import DigestPayload
 from bot.domain.routing import Router
 from bot.domain.sealing import ChatSealer, ReplyAddress
 from bot.i18n import Translator
 from storage.db import Database
 from storage.intake import IntakeStore
-from storage.models import GroupLink, OutboxMessage, Tip, TipCard, TipEvent, utcnow
+from storage.models import GroupLink, JobRun, OutboxMessage, Tip, TipCard, TipEvent, utcnow
 from storage.outbox_store import OutboxStore
 
 SECRET = b"outbox-worker-test-secret-0123456789"
@@ -555,3 +556,55 @@ async def test_a_card_posted_but_not_recorded_is_sent_again_marked(
     cards = [text for _, text in transport.sent if tip.code in text]
     assert len(cards) == 2
     assert "Gửi lại" not in cards[0] and "Gửi lại" in cards[1]
+
+
+class DigestRefused(RecordingTransport):
+    """Every message to ``chat`` fails (a 5xx: certainly not posted)."""
+
+    def __init__(self, chat: int) -> None:
+        super().__init__()
+        self.chat = chat
+
+    async def send_html(self, chat_id: int, text: str, *, reply_to: int | None = None,
+                        buttons: Buttons | None = None) -> int:
+        if chat_id == self.chat:
+            raise RetryLater("502 Bad Gateway", 0)
+        return await super().send_html(chat_id, text, reply_to=reply_to, buttons=buttons)
+
+
+async def test_a_digest_given_up_is_recorded_on_its_round_and_shown_to_the_admins(
+    database: Database, directory: CommuneDirectory
+) -> None:
+    """A digest belongs to no tip: once the outbox gives it up, its round's ``job_runs``
+    row says "failed" (not "pending" for ever) and the admins are told without a tip
+    number."""
+    group = -1_000_000_777
+    async with database.transaction() as session:
+        run = JobRun(job="reminder", scope=f"chat:{group}", round_key="2026-12-02T10:15Z",
+                     status="pending")
+        session.add(run)
+        await session.flush()
+        assert run.id is not None
+        session.add(OutboxMessage(kind="digest", payload=DigestPayload(
+            chat_id=group, parts=("⏰ Nhắc hạn",), run=run.id).to_json()))
+    translator = Translator.load()
+    renderer = CardRenderer(directory, Categories.load(), ZoneInfo("Asia/Ho_Chi_Minh"),
+                            translator.for_language("vi"))
+    notices = ReporterNotices(translator, ChatSealer(SECRET), directory)
+    worker = OutboxWorker(OutboxStore(database), renderer, Router(ops_chat_id=OPS), notices,
+                          poll_interval=0.05, policy=DeliveryPolicy(max_attempts=1))
+    transport = DigestRefused(group)
+    worker.start(transport)
+    try:
+        for _ in range(250):
+            if any(chat == OPS for chat, _text in transport.sent):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await worker.stop()
+    assert [text for chat, text in transport.sent if chat == OPS] == [
+        "⚠️ Không gửi được (digest) sau 1 lần thử: 502 Bad Gateway"]
+    async with database.session() as session:
+        row = (await session.exec(select(OutboxMessage))).one()
+        ledger = (await session.exec(select(JobRun))).one()
+    assert (row.status, ledger.status) == ("failed", "failed")

@@ -96,6 +96,9 @@ class ReporterNotices:
     def delivery_failed(self, kind: str, tip_id: int | None, attempts: int, reason: str) -> str:
         """To the admins' ops chat: a message the outbox gave up on."""
         _ = self._translator.for_language(POLICE_LANGUAGE)
+        if tip_id is None:  # a digest: it belongs to no one tip
+            return _("⚠️ Could not send ({kind}) after {attempts} attempts: {reason}").format(
+                kind=html.escape(kind), attempts=attempts, reason=html.escape(reason[:150]))
         return _("⚠️ Could not send ({kind}) for tip no. {tip} after {attempts} attempts: "
                  "{reason}").format(kind=html.escape(kind), tip=tip_id, attempts=attempts,
                                     reason=html.escape(reason[:150]))

@@ -308,6 +308,13 @@ class OutboxWorker:
         await self.mark(row, "failed")
         if row.tip_id is not None:
             await self.store.add_event(row.tip_id, "delivery_failed", {"kind": row.kind})
+        with contextlib.suppress(PayloadError):  # a forged row has nothing more to record
+            payload = parse_payload(row.kind, row.payload)
+            try:
+                await self._deliveries[payload.kind].given_up(row, payload)
+            except Exception:
+                log.exception("could not record a given-up delivery",
+                              extra={"outbox_id": row.id})
         log.error("outbox message given up", extra={
             "outbox_id": row.id, "tip_id": row.tip_id, "attempt": row.attempts,
             "error_type": reason[:80],

@@ -59,3 +59,7 @@ class Delivery(Generic[P]):
 
     async def deliver(self, job: Job[P]) -> None:
         raise NotImplementedError
+
+    async def given_up(self, row: OutboxRow, payload: P) -> None:
+        """The worker gave the row up (too many failed attempts): what this kind records
+        besides the row's "failed" (nothing by default)."""

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from bot.domain.outbox.deliveries.base import Delivery, Job
 from bot.domain.outbox.payloads import DigestPayload, OutboxKind
+from bot.domain.outbox.store import OutboxRow
 from bot.domain.outbox.transport import ChatGone, ChatMoved, RetryLater
 
 log = logging.getLogger("bot.domain.outbox")
@@ -40,6 +41,9 @@ class DigestDelivery(Delivery[DigestPayload]):
             await self._record(payload, "failed")
             return
         await self._record(payload, "sent")
+
+    async def given_up(self, row: OutboxRow, payload: DigestPayload) -> None:
+        await self._record(payload, "failed")
 
     async def _record(self, payload: DigestPayload, status: str) -> None:
         """The round's ledger row follows (bookkeeping only: a failure here must not make
