@@ -36,6 +36,12 @@ class TipRecord:
     closed_at: datetime | None
     outcome: str | None
     transfers: int
+    # the settlement deadline's changes (bot/domain/deadlines.py)
+    complex_at: datetime | None = None
+    complex_reason: str | None = None
+    extended_at: datetime | None = None
+    extension_days: int | None = None
+    extension_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
