@@ -5,6 +5,7 @@ categories.json. Time is moved with the bot's clock, never slept."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -16,7 +17,7 @@ from sqlmodel import col, select
 
 import bot.domain.categories
 from bot.domain.cards import format_time
-from bot.domain.deadlines import ICT, add_months
+from bot.domain.deadlines import ICT, DeadlineRefusal, add_months
 from bot.domain.triage import Officer
 from bot.sandbox import BotApiSandbox
 from storage.models import Tip, TipEvent
@@ -324,3 +325,26 @@ async def test_acknowledgement_windows_from_settings_and_categories(
     assert windows == {("drugs", False): timedelta(hours=6),
                        ("theft", False): timedelta(hours=12),
                        ("drugs", True): timedelta(minutes=30)}
+
+
+async def test_two_officers_recording_at_once_change_the_deadline_once(world: World) -> None:
+    tip, _card = await taken_up(world)
+    triage = world.services.triage
+    results = await asyncio.gather(
+        triage.declare_complex(tip.id or 0, Officer(1, "Cán bộ A"), "lý do A"),
+        triage.declare_complex(tip.id or 0, Officer(2, "Cán bộ B"), "lý do B"),
+        triage.extend(tip.id or 0, Officer(3, "Cán bộ C"), 10, "lý do C"),
+        triage.extend(tip.id or 0, Officer(4, "Cán bộ D"), 20, "lý do D"),
+        return_exceptions=True,
+    )
+    # one of each wins; the other of each is refused for the right reason (never "conflict")
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert all(isinstance(r, DeadlineRefusal) for r in refused), results
+    assert sorted(r.reason for r in refused if isinstance(r, DeadlineRefusal)) == [
+        "complex_already", "extended_already"]
+    events = await deadline_events(world, tip)
+    assert sorted(e.event for e in events) == ["complex", "extend"]
+    row = await tip_by_code(world, tip.code)
+    extension = timedelta(days=row.extension_days or 0)
+    assert row.settle_due_at == add_months(tip.created_at, 2) + extension
+    assert json.loads(events[-1].details or "")["new_due"] == row.settle_due_at.isoformat()

@@ -40,6 +40,7 @@ from bot.domain.status import INVALID_REASONS, OPEN_STATUSES, OUTCOMES, TRANSITI
 log = logging.getLogger(__name__)
 REFUSAL_AUDIT_SECONDS = 60.0  # one refused event per person and tip in this time
 REFUSALS_REMEMBERED = 10_000
+DEADLINE_ATTEMPTS = 3  # a deadline change read again when another one landed meanwhile
 
 # a reporter's answer's pictures are stored with the tip from this position on (the tip's
 # own pictures come first)
@@ -343,24 +344,27 @@ class TriageService:
     ) -> tuple[TipRecord, DeadlineChange]:
         reason = reason[:1000]
         now = self._clock.now()
+        values: dict[str, Any] = {"updated_at": now}
+        if event == "complex":
+            values |= {"complex_at": now, "complex_reason": reason}
+        else:
+            values |= {"extended_at": now, "extension_days": days, "extension_reason": reason}
+        once = "complex_at" if event == "complex" else "extended_at"
         async with self._changing() as unit:
-            tip = await unit.tip(tip_id)
-            if tip is None:
-                raise TriageError("not_found")
-            change = self.deadline_check(tip, event, days, reason)
-            values: dict[str, Any] = {"settle_due_at": change.new_due, "updated_at": now}
-            if event == "complex":
-                values |= {"complex_at": now, "complex_reason": reason}
-            else:
-                values |= {"extended_at": now, "extension_days": days,
-                           "extension_reason": reason}
-            once = "complex_at" if event == "complex" else "extended_at"
-            if not await unit.guarded_deadline(tip_id, OPEN_STATUSES, values,
+            for _attempt in range(DEADLINE_ATTEMPTS):
+                # read, check, write only if the deadline read is still the one in force: a
+                # change made meanwhile (the other of complex/extension, or the same one) is
+                # read again, and either refused or built on
+                tip = await unit.tip(tip_id)
+                if tip is None:
+                    raise TriageError("not_found")
+                change = self.deadline_check(tip, event, days, reason)
+                if await unit.guarded_deadline(tip_id, OPEN_STATUSES,
+                                               values | {"settle_due_at": change.new_due},
                                                was=change.old_due, once=once):
-                fresh = await unit.tip(tip_id)  # someone changed it first: why it is refused
-                if fresh is not None:
-                    self.deadline_check(fresh, event, days, reason)
-                raise TriageError("conflict", fresh)
+                    break
+            else:
+                raise TriageError("conflict", await unit.tip(tip_id))
             details: dict[str, Any] = {"reason": reason, "old_due": change.old_due.isoformat(),
                                        "new_due": change.new_due.isoformat()}
             if days is not None:
