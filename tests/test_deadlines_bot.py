@@ -147,6 +147,7 @@ async def test_complex_case_by_command_and_its_refusals(
 
     closed, closed_card = await taken_up(world, "Có người trộm gà tối qua.")
     await world.press(world.demo.officer, closed_card, f"t:{closed.id}:done")
+    await until(lambda: f"t:{closed.id}:done:admin" in buttons(current(world, closed_card)))
     await world.press(world.demo.officer, current(world, closed_card),
                       f"t:{closed.id}:done:admin")
     await card_shows(world, closed_card, "Đóng lúc")
