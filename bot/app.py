@@ -26,6 +26,7 @@ from bot.domain.cards import CardRenderer
 from bot.domain.categories import Categories
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.communes import CommuneDirectory
+from bot.domain.deadlines import policy_from
 from bot.domain.identity import Pseudonymizer
 from bot.domain.intake import IntakeService
 from bot.domain.linking import GroupLinking
@@ -93,6 +94,10 @@ async def build_services(
         await db.close()
         raise
     categories = Categories.load()
+    deadlines = policy_from(
+        ack_hours=settings.ack_hours, urgent_ack_hours=settings.urgent_ack_hours,
+        category_windows=categories.ack_windows(), zone=settings.zone,
+    )
     router = Router(settings.ops_chat_id)
     translator = Translator.load()
     # police groups work in Vietnamese: the cards are rendered through that catalogue
@@ -129,7 +134,8 @@ async def build_services(
         residents=ResidentPreferences(ResidentStore(db)),
         categories=categories,
         locator=locator,
-        intake=IntakeService(IntakeStore(db), directory, categories, sealer, router),
+        intake=IntakeService(IntakeStore(db), directory, categories, sealer, router,
+                             deadlines=deadlines),
         tips=TipQueries(TipsStore(db)),
         outbox=outbox,
         renderer=renderer,
@@ -139,6 +145,7 @@ async def build_services(
             membership,
             admin_ids=frozenset(settings.admin_ids),
             retention=timedelta(days=settings.retention_days),
+            deadlines=deadlines, clock=clock,
         ),
         membership=membership,
         pictures=PictureJobs(),

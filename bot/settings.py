@@ -64,6 +64,13 @@ class Settings(BaseSettings):
         default=90, ge=1, description="Days after a tip is closed before its reporter link goes."
     )
     data_dir: Path = Field(default=Path("data"), description="Where local files are kept.")
+    ack_hours: float = Field(
+        default=24.0, gt=0, le=480,
+        description="Hours to take a tip up (a category may set its own in categories.json).",
+    )
+    urgent_ack_hours: float = Field(
+        default=1.0, gt=0, le=480, description="Hours to take an urgent tip up.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
 
@@ -190,6 +197,14 @@ class Settings(BaseSettings):
                 "(postgresql:// is accepted too)"
             )
         return value
+
+    @model_validator(mode="after")
+    def _urgent_within_normal(self) -> Settings:
+        if self.urgent_ack_hours > self.ack_hours:
+            raise ValueError(
+                "TIPLINE_URGENT_ACK_HOURS must not be longer than TIPLINE_ACK_HOURS"
+            )
+        return self
 
     @model_validator(mode="after")
     def _secrets_outside_sandbox(self) -> Settings:

@@ -31,6 +31,8 @@ RESIDENT_COMMANDS = [
 GROUP_COMMANDS = [
     ("queue", N_("Open tips of this group")),
     ("tip", N_("Show a tip's card and history")),
+    ("complex", N_("Record a complex case (2 months)")),
+    ("extend", N_("Extend a settlement deadline (once)")),
     ("help", N_("Officers' help")),
     ("where", N_("What this group is linked to")),
     ("find", N_("Find a commune code")),
@@ -70,6 +72,8 @@ def register(application: TiplineApplication) -> None:
     application.add_handler(CallbackQueryHandler(police_buttons(police.on_button), pattern=r"^t:"))
     application.add_handler(CommandHandler("queue", police.queue_command, filters=groups))
     application.add_handler(CommandHandler("tip", police.tip_command, filters=groups))
+    application.add_handler(CommandHandler("complex", police.complex_command, filters=groups))
+    application.add_handler(CommandHandler("extend", police.extend_command, filters=groups))
     application.add_handler(CommandHandler("help", police.group_help, filters=groups))
     application.add_handler(MessageHandler(
         groups & filters.REPLY & (filters.TEXT | filters.CAPTION) & ~filters.COMMAND,

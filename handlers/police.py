@@ -11,16 +11,18 @@ import html
 import json
 import logging
 import re
+from datetime import datetime
 
 from telegram import ForceReply, Message, ReplyParameters, Update, User
 from telegram.constants import ParseMode
 
 from bot.context import TiplineContext
 from bot.domain.cards import format_time, reporter_alias
+from bot.domain.deadlines import MAX_EXTENSION_DAYS, DeadlineRefusal
 from bot.domain.records import EventRecord, TipRecord
 from bot.domain.status import OPEN_STATUSES, TRANSITIONS, Action, police_label
 from bot.domain.text import echo
-from bot.domain.triage import Officer, TriageError, utcnow
+from bot.domain.triage import Officer, TriageError, transfer_origin, utcnow
 from bot.i18n import N_, Gettext
 from bot.telegram_transport import TelegramTransport, keyboard
 from handlers.common import answer, police_texts
@@ -46,7 +48,28 @@ EVENT_LABELS = {  # the audit trail's events, as /tip lists them (police texts: 
     "delivery_rerouted": N_("Audit: card delivery rerouted"),
     "duplicate_merged": N_("Audit: duplicate merged"),
     "reporter_banned": N_("Audit: reporter banned"),
+    "complex": N_("Audit: complex case"),
+    "extend": N_("Audit: deadline extended"),
 }
+# a settlement deadline change refused (bot/domain/deadlines.py), as the officer is told
+DEADLINE_REFUSALS = {
+    "closed": N_("Tip {code} is closed: its settlement deadline no longer changes."),
+    "complex_already": N_("Tip {code} was already recorded as a complex case at {at}; this is "
+                          "recorded only once."),
+    "complex_late": N_("Sorry, tip {code} can no longer be recorded as a complex case: its "
+                       "settlement deadline ({due}) has passed."),
+    "extended_already": N_("Sorry, tip {code} was already extended by {days} days at {at}; "
+                           "a deadline is extended only once."),
+    "bad_days": N_("Sorry, an extension is from 1 to {max} days (at most 2 months)."),
+    "extension_late": N_("Sorry, tip {code} can no longer be extended: an extension must be "
+                         "requested at least 5 days before the settlement deadline ({due}), "
+                         "that is by {latest}."),
+    "no_reason": N_("Please give the reason too."),
+}
+COMPLEX_USAGE = N_("Usage: /complex <code> <reason>, e.g. /complex 7K3Q-9MXD to be verified "
+                   "in several places")
+EXTEND_USAGE = N_("Usage: /extend <code> <days> <reason>, e.g. /extend 7K3Q-9MXD 30 waiting "
+                  "for an expert opinion")
 
 
 # buttons that ask the officer to type something: (action, choice) -> (purpose, prompt, the
@@ -58,6 +81,10 @@ FORCE_REPLY_PROMPTS = {
     ("done", "duplicate"): ("dup_prompt", N_(
         "{officer}, reply to this message with the code of the tip that {code} duplicates."
     ), "done"),
+    ("complex", None): ("complex_prompt", N_(
+        "{officer}, reply to this message with the reason why tip {code} is a complex case "
+        "(its settlement deadline becomes 2 months from receipt)."
+    ), "complex"),
     ("transfer", "pick"): ("move_prompt", N_(
         "{officer}, reply to this message with the name of the commune or ward that should "
         "receive tip {code}."
@@ -123,6 +150,13 @@ async def _dispatch(
         if tip.status not in _sources(needed):
             await answer(query, _conflict_text(tip, _), show_alert=True)
             return
+        if action == "complex":  # refused before the officer types a reason for nothing
+            try:
+                context.services.triage.deadline_check(tip, "complex")
+            except DeadlineRefusal as refusal:
+                await answer(query, deadline_refusal_text(refusal, tip, context),
+                             show_alert=True)
+                return
         await answer(query)
         if prompt is None:
             await _edit_buttons(message, renderer.choice_buttons(tip, action))
@@ -272,6 +306,9 @@ async def _answer_prompt(
         elif purpose == "move_prompt":
             await _offer_transfer_targets(message, context, tip, text)
             return
+        elif purpose == "complex_prompt":
+            await _declare_complex(message, context, tip, text, officer)
+            return
         else:
             return
     except TriageError as error:
@@ -294,6 +331,110 @@ async def _offer_transfer_targets(
     await message.reply_text(
         _("Transfer tip {code} to:").format(code=tip.code), reply_markup=keyboard(buttons)
     )
+
+
+# --- the settlement deadline: complex case, extension ----------------------------------------
+
+
+def deadline_refusal_text(refusal: DeadlineRefusal, tip: TipRecord,
+                          context: TiplineContext) -> str:
+    """Why the deadline did not change, politely, in the police's language."""
+    _ = police_texts(context)
+    zone = context.services.settings.zone
+
+    def when(moment: datetime | None) -> str:
+        return format_time(moment, zone) if moment is not None else "?"
+
+    text = DEADLINE_REFUSALS.get(refusal.reason, DEADLINE_REFUSALS["closed"])
+    return _(text).format(code=tip.code, due=when(refusal.due), at=when(refusal.at),
+                          latest=when(refusal.latest), days=refusal.days or 0,
+                          max=MAX_EXTENSION_DAYS)
+
+
+async def _declare_complex(
+    message: Message, context: TiplineContext, tip: TipRecord, reason: str, officer: Officer,
+) -> None:
+    assert tip.id is not None
+    _ = police_texts(context)
+    try:
+        changed, change = await context.services.triage.declare_complex(tip.id, officer, reason)
+    except DeadlineRefusal as refusal:
+        await message.reply_text(deadline_refusal_text(refusal, tip, context))
+        return
+    except TriageError as error:
+        await message.reply_text(_refusal_text(error, tip, _))
+        return
+    context.services.outbox.wake()
+    zone = context.services.settings.zone
+    await message.reply_text(_("⚖️ Tip {code} recorded as a complex case. Settlement deadline: "
+                               "{old} → {new}.").format(
+        code=changed.code, old=format_time(change.old_due, zone),
+        new=format_time(change.new_due, zone)))
+
+
+async def _tip_to_change(
+    message: Message, context: TiplineContext, typed_code: str
+) -> TipRecord | None:
+    """The tip a deadline command names, if this group sees it and the sender may act."""
+    _ = police_texts(context)
+    triage = context.services.triage
+    tip = await triage.tip_by_code(typed_code)
+    if tip is None or tip.id is None or not await triage.can_see_in(tip, message.chat.id):
+        await message.reply_text(_("No tip with this code in this group's area."))
+        return None
+    assert message.from_user is not None
+    if not await triage.may_act(tip, message.from_user.id):
+        await triage.record_refusal(tip.id, "deadline", by=message.from_user.id)
+        await message.reply_text(
+            _("Sorry, only officers of this commune or province can handle this tip."))
+        return None
+    return tip
+
+
+async def complex_command(update: Update, context: TiplineContext) -> None:
+    """/complex <code> <reason>: the case is complex, settlement within 2 months."""
+    _ = police_texts(context)
+    message = update.effective_message
+    assert message is not None
+    args = context.args or []
+    if len(args) < 2:
+        await message.reply_text(_(COMPLEX_USAGE))
+        return
+    tip = await _tip_to_change(message, context, args[0])
+    if tip is None or message.from_user is None:
+        return
+    await _declare_complex(message, context, tip, " ".join(args[1:]), officer_of(
+        message.from_user))
+
+
+async def extend_command(update: Update, context: TiplineContext) -> None:
+    """/extend <code> <days> <reason>: the one extension of the settlement deadline."""
+    _ = police_texts(context)
+    message = update.effective_message
+    assert message is not None
+    args = context.args or []
+    if len(args) < 3 or not (args[1].isascii() and args[1].isdigit() and len(args[1]) <= 4):
+        await message.reply_text(_(EXTEND_USAGE))
+        return
+    tip = await _tip_to_change(message, context, args[0])
+    if tip is None or tip.id is None or message.from_user is None:
+        return
+    days, reason = int(args[1]), " ".join(args[2:])
+    try:
+        changed, change = await context.services.triage.extend(
+            tip.id, officer_of(message.from_user), days, reason)
+    except DeadlineRefusal as refusal:
+        await message.reply_text(deadline_refusal_text(refusal, tip, context))
+        return
+    except TriageError as error:
+        await message.reply_text(_refusal_text(error, tip, _))
+        return
+    context.services.outbox.wake()
+    zone = context.services.settings.zone
+    await message.reply_text(_("📅 Tip {code} extended by {days} days. Settlement deadline: "
+                               "{old} → {new}.").format(
+        code=changed.code, days=days, old=format_time(change.old_due, zone),
+        new=format_time(change.new_due, zone)))
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -334,7 +475,9 @@ async def tip_command(update: Update, context: TiplineContext) -> None:
         await message.reply_text(_("No tip with this code in this group's area."))
         return
     renderer = context.services.renderer
-    parts = renderer.render(tip)
+    history = await triage.history(tip.id)
+    parts = renderer.render(
+        tip, transferred_from=transfer_origin(history) if tip.transfers else None)
     card = await message.reply_text(
         parts[0], parse_mode=ParseMode.HTML,
         reply_markup=keyboard(renderer.buttons(tip)) if tip.status in OPEN_STATUSES else None,
@@ -343,7 +486,6 @@ async def tip_command(update: Update, context: TiplineContext) -> None:
     for part in parts[1:]:  # a long description goes on in more messages, as on the first card
         await message.reply_text(part, parse_mode=ParseMode.HTML)
     await _attachments_below(context, tip, message.chat.id, card.message_id)
-    history = await triage.history(tip.id)
     await message.reply_text(
         history_text(tip, history, context), parse_mode=ParseMode.HTML
     )
@@ -383,6 +525,10 @@ def history_text(tip: TipRecord, events: list[EventRecord], context: TiplineCont
         if event.event in ("done", "invalid") and details.get("choice"):
             choice = str(details["choice"])
             extra = f" ({html.escape(renderer.choice_label(choice))})"
+        if event.event in ("complex", "extend") and details.get("new_due"):
+            due = datetime.fromisoformat(str(details["new_due"]))
+            extra = f": {html.escape(str(details.get('reason', ''))[:500])} (" + html.escape(
+                _("settle by {time}").format(time=format_time(due, zone))) + ")"
         label = EVENT_LABELS.get(event.event)
         lines.append(
             f"• {format_time(event.at, zone)} – {_(label) if label else event.event}"
@@ -400,6 +546,10 @@ async def group_help(update: Update, context: TiplineContext) -> None:
         _("Officers' commands:"),
         _("/queue – open tips of this group, urgent and oldest first"),
         _("/tip <code> – show a tip's card again, with its history"),
+        _("/complex <code> <reason> – a complex case: to be settled within 2 months of "
+          "receipt"),
+        _("/extend <code> <days> <reason> – one extension of up to 60 days, requested at "
+          "least 5 days before the deadline"),
         _("/where – what this group is linked to"),
         _("Buttons on a card: acknowledge, verifying, processed, transfer, invalid, ask the "
           "reporter. Replying to a card saves an internal note; only “Ask” reaches the "

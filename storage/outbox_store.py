@@ -294,6 +294,17 @@ class OutboxStore:
         async with self._db.session() as session:
             return await session.get(Tip, tip_id)
 
+    async def transfer_origin(self, tip_id: int) -> int | None:
+        """The commune the tip was last transferred from (its last "transfer" event)."""
+        async with self._db.session() as session:
+            details = (await session.exec(
+                select(TipEvent.details).where(
+                    TipEvent.tip_id == tip_id, TipEvent.event == "transfer"
+                ).order_by(col(TipEvent.id).desc()).limit(1)
+            )).first()
+        origin = json.loads(details or "{}").get("from_commune")
+        return origin if isinstance(origin, int) else None
+
     async def card_material(
         self, tip_id: int, *, router: Router | None, skip_chat_ids: frozenset[int],
         province_only: bool,

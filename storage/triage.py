@@ -77,6 +77,12 @@ class _Statements:
         guarded = sa.update(_tips).where(
             _tips.c.id == p("tip_id"), _tips.c.status.in_(p("sources", expanding=True)))
         self.guarded_update = guarded
+        # a settlement deadline change: only from the deadline read, and only once
+        unchanged = guarded.where(_tips.c.settle_due_at == p("was", type_=UTCDateTime))
+        self.deadline_updates = {
+            "complex_at": unchanged.where(_tips.c.complex_at.is_(None)),
+            "extended_at": unchanged.where(_tips.c.extended_at.is_(None)),
+        }
         self.guarded_transfer = guarded.values(transfers=_tips.c.transfers + 1)
         self.purge_after = sa.update(_reporters).where(
             _reporters.c.tip_id == p("b_tip_id")).values(purge_after=p("when", type_=UTCDateTime))
@@ -222,6 +228,17 @@ class TriageUnit:
         statement = _SQL.guarded_transfer if count_transfer else _SQL.guarded_update
         result = await self._conn.execute(
             statement, {"tip_id": tip_id, "sources": list(sources), **values})
+        return bool(result.rowcount == 1)
+
+    async def guarded_deadline(
+        self, tip_id: int, sources: Collection[str], values: dict[str, Any], *,
+        was: datetime, once: str,
+    ) -> bool:
+        """Set ``values`` if the tip's status is one of ``sources``, its settlement deadline
+        is still ``was`` and its column ``once`` (complex_at | extended_at) is still empty:
+        True if it was (two officers at once: one wins)."""
+        result = await self._conn.execute(_SQL.deadline_updates[once], {
+            "tip_id": tip_id, "sources": list(sources), "was": was, **values})
         return bool(result.rowcount == 1)
 
     async def retire_cards(self, tip_id: int) -> list[tuple[int, int]]:

@@ -41,6 +41,9 @@ class Tip:
     acknowledged_at: datetime | None = datetime(2026, 1, 2, 4, 0, tzinfo=UTC)
     closed_at: datetime | None = None
     overdue_marked_at: datetime | None = None
+    complex_at: datetime | None = None
+    extension_days: int | None = None
+    transfers: int = 0
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +78,7 @@ def test_the_card_police_read_is_vietnamese_word_for_word(directory: CommuneDire
     )
     assert cards.buttons(tip) == [
         [("🔍 Đang xác minh", "t:12:verify"), ("☑️ Xử lý xong", "t:12:done")],
-        [("❓ Hỏi thêm", "t:12:ask")],
+        [("❓ Hỏi thêm", "t:12:ask"), ("⚖️ Vụ việc phức tạp", "t:12:complex")],
         [("↪️ Chuyển", "t:12:transfer"), ("🚫 Không hợp lệ", "t:12:invalid")],
     ]
     assert cards.choice_buttons(tip, "done")[0] == [("Chuyển cơ quan điều tra",
@@ -109,4 +112,21 @@ def test_the_card_text_comes_from_the_catalogue(
     assert "🏷 Loại: Vi phạm giao thông" in shipped and "📌 Trạng thái: Đã tiếp nhận\n" in shipped
     assert "🏷 Phân loại: Vi phạm giao thông" in edited and "🏷 Loại:" not in edited
     assert "📌 Trạng thái: Đã nhận\n" in edited
-    assert [("❓ Hỏi người báo tin", "t:12:ask")] in edited_cards.buttons(tip)
+    assert ("❓ Hỏi người báo tin", "t:12:ask") in edited_cards.buttons(tip)[1]
+
+
+def test_the_card_shows_the_settlement_deadline_in_force(directory: CommuneDirectory) -> None:
+    cards = renderer(directory, Translator.load())
+    new = Tip(status="new", urgent=False, owner_name=None, acknowledged_at=None)
+    lines = cards.render(new)[0].splitlines()
+    # a new tip: both deadlines; "complex case" is offered once it is taken up
+    assert "⏳ Hạn tiếp nhận: 12:04 02/01/2026" in lines
+    assert "⏳ Hạn giải quyết: 12:04 09/01/2026" in lines
+    assert "t:12:complex" not in [data for row in cards.buttons(new) for _l, data in row]
+    both = Tip(complex_at=datetime(2026, 1, 3, tzinfo=UTC), extension_days=30)
+    assert "⏳ Hạn giải quyết: 12:04 09/01/2026 (vụ việc phức tạp: 2 tháng; đã gia hạn 30 ngày)" \
+        in cards.render(both)[0].splitlines()
+    assert "t:12:complex" not in [data for row in cards.buttons(both) for _l, data in row]
+    moved = Tip(status="new", transfers=1)
+    assert ("↪️ Chuyển từ Xã Phúc Khánh – thời hạn tính từ lúc nhận tin báo ban đầu 10:04 "
+            "02/01/2026") in cards.render(moved, transferred_from=PHUC_KHANH)[0].splitlines()

@@ -132,3 +132,17 @@ def test_cli_check_config_ok_in_sandbox_mode(tmp_path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "sandbox mode" in result.stdout
+
+
+def test_acknowledgement_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert (settings.ack_hours, settings.urgent_ack_hours) == (24.0, 1.0)
+    monkeypatch.setenv("TIPLINE_ACK_HOURS", "12")
+    monkeypatch.setenv("TIPLINE_URGENT_ACK_HOURS", "0.5")
+    assert (load_settings().ack_hours, load_settings().urgent_ack_hours) == (12.0, 0.5)
+    monkeypatch.setenv("TIPLINE_URGENT_ACK_HOURS", "13")
+    with pytest.raises(SettingsError, match="TIPLINE_URGENT_ACK_HOURS must not be longer"):
+        load_settings()
+    monkeypatch.setenv("TIPLINE_ACK_HOURS", "0")
+    with pytest.raises(SettingsError, match="TIPLINE_ACK_HOURS"):
+        load_settings()

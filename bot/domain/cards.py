@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
-from bot.domain.status import TipStatus, allowed_actions, police_label
+from bot.domain.status import Action, TipStatus, allowed_actions, police_label
 from bot.i18n import N_, Gettext
 
 
@@ -62,6 +62,12 @@ class TipView(Protocol):
     def closed_at(self) -> datetime | None: ...
     @property
     def overdue_marked_at(self) -> datetime | None: ...
+    @property
+    def complex_at(self) -> datetime | None: ...
+    @property
+    def extension_days(self) -> int | None: ...
+    @property
+    def transfers(self) -> int: ...
 
 
 TEXT_LIMIT = 4096  # Telegram sendMessage limit (characters after entity parsing)
@@ -86,7 +92,7 @@ TRANSFER_LABELS = {
 BUTTON_ROWS = (
     (("ack", N_("✅ Take up")),),
     (("verify", N_("🔍 Verifying")), ("done", N_("☑️ Done handling"))),
-    (("ask", N_("❓ Ask for more")),),
+    (("ask", N_("❓ Ask for more")), ("complex", N_("⚖️ Complex case"))),
     (("transfer", N_("↪️ Transfer")), ("invalid", N_("🚫 Not valid"))),
 )
 # the outbox may post a card twice around a crash (sent, then the process died before it
@@ -116,10 +122,13 @@ class CardRenderer:
     texts: Gettext  # police groups work in Vietnamese: bound to the Vietnamese catalogue
 
     def render(
-        self, tip: TipView, *, queue_scope: str | None = None, resent: bool = False
+        self, tip: TipView, *, queue_scope: str | None = None, resent: bool = False,
+        transferred_from: int | None = None,
     ) -> list[str]:
         """The card as one or more HTML messages, each within Telegram's limit; ``resent``:
-        an earlier attempt may have posted it already (marked, so police see the pair)."""
+        an earlier attempt may have posted it already (marked, so police see the pair);
+        ``transferred_from``: the commune the tip was transferred from (its deadlines still
+        count from the original receipt, and the card says so)."""
         assert tip.id is not None
         _ = self.texts
         commune = self.directory.commune(tip.commune_code)
@@ -145,6 +154,12 @@ class CardRenderer:
                 time=format_time(tip.created_at, self.zone)),
             _("📌 Status: {status}").format(status=self._status_line(tip)),
         ]
+        if transferred_from is not None:
+            origin = self.directory.commune(transferred_from)
+            lines.append(_("↪️ Transferred from {place} – deadlines count from the original "
+                           "receipt at {time}").format(
+                place=html.escape(origin.name if origin else str(transferred_from)),
+                time=format_time(tip.created_at, self.zone)))
         if tip.owner_name and tip.acknowledged_at:
             lines.append(_("👮 In charge: {officer} (took it up {time})").format(
                 officer=html.escape(tip.owner_name),
@@ -152,12 +167,11 @@ class CardRenderer:
         if tip.closed_at is not None:
             lines.append(_("🏁 Closed at: {time}").format(
                 time=format_time(tip.closed_at, self.zone)))
-        elif tip.status == TipStatus.NEW:
-            lines.append(_("⏳ To be taken up by: {time}").format(
-                time=format_time(tip.ack_due_at, self.zone)))
         else:
-            lines.append(_("⏳ To be settled by: {time}").format(
-                time=format_time(tip.settle_due_at, self.zone)))
+            if tip.status == TipStatus.NEW:
+                lines.append(_("⏳ To be taken up by: {time}").format(
+                    time=format_time(tip.ack_due_at, self.zone)))
+            lines.append(self._settlement_line(tip))
         extras = []
         if tip.photo_count:
             extras.append(_("{count} photos (sent below)").format(count=tip.photo_count))
@@ -181,6 +195,17 @@ class CardRenderer:
                 time=format_time(tip.settle_due_at, self.zone))
         return self.texts("⚠️ <b>Overdue</b>: the deadline to take it up was {time}").format(
             time=format_time(tip.ack_due_at, self.zone))
+    def _settlement_line(self, tip: TipView) -> str:
+        """The settlement deadline in force, and why it is longer than 20 days."""
+        _ = self.texts
+        line = _("⏳ To be settled by: {time}").format(
+            time=format_time(tip.settle_due_at, self.zone))
+        state = []
+        if tip.complex_at is not None:
+            state.append(_("complex case: 2 months"))
+        if tip.extension_days:
+            state.append(_("extended by {days} days").format(days=tip.extension_days))
+        return f"{line} ({'; '.join(state)})" if state else line
 
     def _status_line(self, tip: TipView) -> str:
         label = police_label(tip.status, self.texts)
@@ -198,8 +223,11 @@ class CardRenderer:
         return self._label(OUTCOME_LABELS | INVALID_LABELS, key)
 
     def buttons(self, tip: TipView) -> list[list[tuple[str, str]]]:
-        """The actions allowed in the tip's current status (none once closed)."""
+        """The actions allowed in the tip's current status (none once closed). "Complex
+        case" once the tip is taken up (beside the settlement deadline), until recorded."""
         allowed = {str(a) for a in allowed_actions(tip.status)}
+        if tip.complex_at is not None or tip.status == TipStatus.NEW:
+            allowed.discard(str(Action.COMPLEX))
         rows = [[(self.texts(label), f"t:{tip.id}:{action}") for action, label in row
                  if action in allowed]
                 for row in BUTTON_ROWS]

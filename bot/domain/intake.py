@@ -402,7 +402,8 @@ class IntakeService:
                     "photo_count": facts.photo_counts.get(draft.id, 0),
                     "queue_scope": destination.scope, "queue_chat_id": destination.chat_id,
                     "created_at": now, "updated_at": now,
-                    "ack_due_at": self._deadlines.ack_due(now, urgent=draft.urgent),
+                    "ack_due_at": self._deadlines.ack_due(now, urgent=draft.urgent,
+                                                          category=draft.category),
                     "settle_due_at": self._deadlines.settle_due(now),
                 }
                 for (_, request, draft, commune, digest), destination

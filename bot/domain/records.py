@@ -37,6 +37,12 @@ class TipRecord:
     outcome: str | None
     transfers: int
     overdue_marked_at: datetime | None = None  # the card's "⚠️ Quá hạn" (reminders.py)
+    # the settlement deadline's changes (bot/domain/deadlines.py)
+    complex_at: datetime | None = None
+    complex_reason: str | None = None
+    extended_at: datetime | None = None
+    extension_days: int | None = None
+    extension_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

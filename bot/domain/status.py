@@ -25,6 +25,7 @@ class Action(StrEnum):
     INVALID = "invalid"
     TRANSFER = "transfer"
     ASK = "ask"
+    COMPLEX = "complex"  # the settlement deadline becomes 2 months (bot/domain/deadlines.py)
 
 
 OPEN_STATUSES: frozenset[str] = frozenset(
@@ -38,6 +39,7 @@ TRANSITIONS: dict[Action, tuple[frozenset[str], str | None]] = {
     Action.INVALID: (OPEN_STATUSES, TipStatus.INVALID),
     Action.TRANSFER: (OPEN_STATUSES, TipStatus.NEW),  # acknowledged again in the new queue
     Action.ASK: (frozenset({TipStatus.ACKNOWLEDGED, TipStatus.VERIFYING}), None),
+    Action.COMPLEX: (OPEN_STATUSES, None),  # once (the card shows it once taken up)
 }
 OUTCOMES = ("agency", "admin", "unfounded", "duplicate")
 INVALID_REASONS = ("spam", "no_facts", "not_ours", "other")

@@ -21,7 +21,9 @@ from typing import Any, Protocol
 
 from cachetools import TTLCache
 
+from bot.domain.clock import Clock, SystemClock
 from bot.domain.communes import CommuneDirectory
+from bot.domain.deadlines import DeadlineChange, DeadlinePolicy
 from bot.domain.outbox.payloads import (
     CardRefreshPayload,
     CardRetirePayload,
@@ -38,6 +40,7 @@ from bot.domain.status import INVALID_REASONS, OPEN_STATUSES, OUTCOMES, TRANSITI
 log = logging.getLogger(__name__)
 REFUSAL_AUDIT_SECONDS = 60.0  # one refused event per person and tip in this time
 REFUSALS_REMEMBERED = 10_000
+DEADLINE_ATTEMPTS = 3  # a deadline change read again when another one landed meanwhile
 
 # a reporter's answer's pictures are stored with the tip from this position on (the tip's
 # own pictures come first)
@@ -94,8 +97,8 @@ def may_see(link: tuple[str, int] | None, tip: TipRecord) -> bool:
 def change_values(action: Action, officer: Officer, choice: str | None,
                   now: datetime) -> dict[str, Any]:
     """What a status change writes on the tip (checked: the choice fits the action)."""
-    if action in (Action.TRANSFER, Action.ASK):
-        raise ValueError("use transfer() / ask()")
+    if action in (Action.TRANSFER, Action.ASK, Action.COMPLEX):
+        raise ValueError("use transfer() / ask() / declare_complex()")
     if action == Action.DONE and choice not in OUTCOMES:
         raise TriageError("bad_choice")
     if action == Action.INVALID and choice not in INVALID_REASONS:
@@ -117,6 +120,8 @@ class TriageUnitLike(Protocol):
     async def tip(self, tip_id: int) -> TipRecord | None: ...
     async def guarded_update(self, tip_id: int, sources: Collection[str],
                              values: dict[str, Any], *, count_transfer: bool = ...) -> bool: ...
+    async def guarded_deadline(self, tip_id: int, sources: Collection[str],
+                               values: dict[str, Any], *, was: datetime, once: str) -> bool: ...
     async def retire_cards(self, tip_id: int) -> list[tuple[int, int]]: ...
     async def add_event(self, tip_id: int, event: str, *, actor_kind: str,
                         actor_id: int | None = ..., actor_name: str | None = ...,
@@ -159,8 +164,12 @@ class TriageService:
         *,
         admin_ids: frozenset[int],
         retention: timedelta,
+        deadlines: DeadlinePolicy | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._store = store
+        self._deadlines = deadlines or DeadlinePolicy()
+        self._clock: Clock = clock or SystemClock()
         self._directory = directory
         self._membership = membership
         self._admin_ids = admin_ids
@@ -244,7 +253,7 @@ class TriageService:
         extra: dict[str, Any] | None = None,
     ) -> TipRecord:
         """One guarded status change with its audit row, card refresh and reporter notice."""
-        now = utcnow()
+        now = self._clock.now()
         values = change_values(action, officer, choice, now)
         sources, target = TRANSITIONS[action]
         async with self._changing() as unit:
@@ -275,7 +284,7 @@ class TriageService:
         original receipt time."""
         sources, target = TRANSITIONS[Action.TRANSFER]
         assert target is not None
-        now = utcnow()
+        now = self._clock.now()
         values: dict[str, Any] = {"status": target, "updated_at": now, "owner_id": None,
                                   "owner_name": None, "acknowledged_at": None}
         destination: dict[str, Any] = {"province_only": True}
@@ -305,6 +314,69 @@ class TriageService:
             tip = await unit.tip(tip_id)
         assert tip is not None
         return tip
+
+    async def declare_complex(
+        self, tip_id: int, officer: Officer, reason: str
+    ) -> tuple[TipRecord, DeadlineChange]:
+        """Record that the case is complex (BLTTHS Art. 147(2)): settlement 2 months from
+        receipt. ``DeadlineRefusal`` (nothing changed) when the rules say no."""
+        return await self._change_deadline(tip_id, officer, "complex", reason.strip(), None)
+
+    async def extend(
+        self, tip_id: int, officer: Officer, days: int, reason: str
+    ) -> tuple[TipRecord, DeadlineChange]:
+        """The one extension of the settlement deadline (Art. 147(3)) by ``days``.
+        ``DeadlineRefusal`` (nothing changed) when the rules say no."""
+        return await self._change_deadline(tip_id, officer, "extend", reason.strip(), days)
+
+    def deadline_check(self, tip: TipRecord, event: str, days: int | None = None,
+                       reason: str = "-") -> DeadlineChange:
+        """What the change would do now, or the ``DeadlineRefusal`` (a button checks before
+        it asks for the reason)."""
+        now = self._clock.now()
+        if event == "complex":
+            return self._deadlines.complex_case(tip, now, reason)
+        assert days is not None
+        return self._deadlines.extension(tip, days, now, reason)
+
+    async def _change_deadline(
+        self, tip_id: int, officer: Officer, event: str, reason: str, days: int | None
+    ) -> tuple[TipRecord, DeadlineChange]:
+        reason = reason[:1000]
+        now = self._clock.now()
+        values: dict[str, Any] = {"updated_at": now}
+        if event == "complex":
+            values |= {"complex_at": now, "complex_reason": reason}
+        else:
+            values |= {"extended_at": now, "extension_days": days, "extension_reason": reason}
+        once = "complex_at" if event == "complex" else "extended_at"
+        async with self._changing() as unit:
+            for _attempt in range(DEADLINE_ATTEMPTS):
+                # read, check, write only if the deadline read is still the one in force: a
+                # change made meanwhile (the other of complex/extension, or the same one) is
+                # read again, and either refused or built on
+                tip = await unit.tip(tip_id)
+                if tip is None:
+                    raise TriageError("not_found")
+                change = self.deadline_check(tip, event, days, reason)
+                if await unit.guarded_deadline(tip_id, OPEN_STATUSES,
+                                               values | {"settle_due_at": change.new_due},
+                                               was=change.old_due, once=once):
+                    break
+            else:
+                raise TriageError("conflict", await unit.tip(tip_id))
+            details: dict[str, Any] = {"reason": reason, "old_due": change.old_due.isoformat(),
+                                       "new_due": change.new_due.isoformat()}
+            if days is not None:
+                details["days"] = days
+            await unit.add_event(tip_id, event, actor_kind="officer", actor_id=officer.id,
+                                 actor_name=officer.name, at=now,
+                                 details=json.dumps(details, ensure_ascii=False))
+            await _queue(unit, tip_id, CardRefreshPayload())
+            changed = await unit.tip(tip_id)
+        assert changed is not None
+        log.info("settlement deadline changed", extra={"tip_id": tip_id, "event": event})
+        return changed, change
 
     async def ask(self, tip_id: int, officer: Officer, question: str) -> None:
         """Relay a question to the reporter (through the outbox, in their language)."""
@@ -386,10 +458,20 @@ class TriageService:
         return self._store.changing()
 
 
+def transfer_origin(events: list[EventRecord]) -> int | None:
+    """The commune a transferred tip came from (its last transfer), if any."""
+    for event in reversed(events):
+        if event.event == "transfer":
+            origin = json.loads(event.details or "{}").get("from_commune")
+            return origin if isinstance(origin, int) else None
+    return None
+
+
 async def _queue(unit: TriageUnitLike, tip_id: int, payload: Payload) -> None:
     """An outbox row of the payload's kind (sent by the outbox worker)."""
     await unit.add_outbox(str(payload.kind), tip_id, payload.to_json())
 
 
 __all__ = ["ANSWER_PICTURES_FROM", "Membership", "Officer", "ReporterAnswer", "TriageError",
-           "TriageService", "change_values", "groups_that_may_act", "may_see"]
+           "TriageService", "change_values", "groups_that_may_act", "may_see",
+           "transfer_origin"]

@@ -123,6 +123,10 @@ class OutboxStore(Protocol):
 
     async def tip(self, tip_id: int) -> TipView | None: ...
 
+    async def transfer_origin(self, tip_id: int) -> int | None:
+        """The commune the tip was last transferred from (None: never transferred)."""
+        ...
+
     async def card_material(
         self, tip_id: int, *, router: Router | None, skip_chat_ids: frozenset[int],
         province_only: bool,

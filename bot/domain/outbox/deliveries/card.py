@@ -79,8 +79,9 @@ class TipCardDelivery(Delivery[TipCardPayload]):
         assert chat_id is not None and tip.id is not None
         if job.payload.card is None:
             ids = []
+            origin = await self.desk.store.transfer_origin(tip.id) if tip.transfers else None
             parts = renderer.render(tip, queue_scope=job.payload.scope,
-                                    resent=job.payload.resend)
+                                    resent=job.payload.resend, transferred_from=origin)
             unsent = job.row.payload  # as stored: no card yet
             for index, part in enumerate(parts):
                 buttons = renderer.buttons(tip) if index == 0 else None

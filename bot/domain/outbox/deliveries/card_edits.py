@@ -21,7 +21,8 @@ class CardRefreshDelivery(Delivery[CardRefreshPayload]):
         tip = await self.desk.store.tip(job.row.tip_id)
         assert tip is not None
         renderer = self.desk.renderer
-        text = renderer.render(tip)[0]
+        origin = await self.desk.store.transfer_origin(job.row.tip_id) if tip.transfers else None
+        text = renderer.render(tip, transferred_from=origin)[0]
         for card in await self.desk.store.live_cards(job.row.tip_id):
             try:
                 await self.desk.transport.edit_html(
