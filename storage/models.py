@@ -102,10 +102,23 @@ class Draft(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+OPEN_TIP_CONDITION = "status IN ('new', 'acknowledged', 'verifying')"  # the partial index's
+
+
 class Tip(SQLModel, table=True):
     """A committed tip. No identity of the reporter here (see TipReporter)."""
 
     __tablename__ = "tips"
+    __table_args__ = (  # for the KPIs (storage/kpi.py; migration 0007)
+        sa.Index("ix_tips_commune_created", "commune_code", "created_at"),
+        sa.Index("ix_tips_province_created", "province_code", "created_at"),
+        sa.Index(
+            "ix_tips_open_area",
+            "province_code", "commune_code", "status", "ack_due_at", "settle_due_at",
+            sqlite_where=sa.text(OPEN_TIP_CONDITION),
+            postgresql_where=sa.text(OPEN_TIP_CONDITION),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(max_length=16, unique=True, index=True)
