@@ -28,6 +28,7 @@ from bot.domain.clock import Clock, SystemClock
 from bot.domain.communes import CommuneDirectory
 from bot.domain.identity import Pseudonymizer
 from bot.domain.intake import IntakeService
+from bot.domain.kpi import KpiService
 from bot.domain.linking import GroupLinking
 from bot.domain.notices import ReporterNotices
 from bot.domain.outbox import OutboxWorker
@@ -52,6 +53,7 @@ from storage.areas import boundaries_version, load_locator
 from storage.db import Database
 from storage.groups import GroupStore
 from storage.intake import IntakeStore
+from storage.kpi import KpiStore
 from storage.outbox_store import OutboxStore
 from storage.residents import ResidentStore
 from storage.tips import TipsStore
@@ -121,6 +123,7 @@ async def build_services(
         ),
         membership=membership,
         pictures=PictureJobs(),
+        kpi=KpiService(KpiStore(db), directory),
         clock=clock,
     )
 

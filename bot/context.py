@@ -16,6 +16,7 @@ from bot.domain.communes import CommuneDirectory
 from bot.domain.geo import CommuneLocator
 from bot.domain.identity import Pseudonymizer
 from bot.domain.intake import IntakeService
+from bot.domain.kpi import KpiService
 from bot.domain.linking import GroupLinking
 from bot.domain.outbox import OutboxWorker
 from bot.domain.picture_jobs import PictureJobs
@@ -50,6 +51,7 @@ class Services:
     triage: TriageService
     membership: TelegramMembership
     pictures: PictureJobs  # the bounded pool pictures are sanitised on
+    kpi: KpiService  # /stats, /overdue, the morning summary's figures
     clock: Clock = field(default_factory=SystemClock)  # tests move it instead of sleeping
     boundaries_version: tuple[int, datetime | None] = (0, None)
 

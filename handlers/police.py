@@ -400,6 +400,8 @@ async def group_help(update: Update, context: TiplineContext) -> None:
         _("Officers' commands:"),
         _("/queue – open tips of this group, urgent and oldest first"),
         _("/tip <code> – show a tip's card again, with its history"),
+        _("/stats [week|month|YYYY-MM] – figures and chart: received, processed, on time"),
+        _("/overdue – overdue tips of this group now"),
         _("/where – what this group is linked to"),
         _("Buttons on a card: acknowledge, verifying, processed, transfer, invalid, ask the "
           "reporter. Replying to a card saves an internal note; only “Ask” reaches the "

@@ -11,7 +11,7 @@ police group (/stats, /overdue, the morning summary) are built here too, through
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from html import escape
@@ -291,6 +291,9 @@ class KpiService:
     def commune_name(self, code: int) -> str:
         commune = self._directory.commune(code)
         return commune.name if commune is not None else str(code)
+
+    def commune_names(self, codes: Iterable[int]) -> dict[int, str]:
+        return {code: self.commune_name(code) for code in codes}
 
 
 # --- texts -----------------------------------------------------------------------------------
