@@ -63,9 +63,8 @@ async def stats_command(update: Update, context: TiplineContext) -> None:
             "Usage: /stats (the last 7 days), /stats month (this month) or /stats 2026-11 "
             "(a whole month)."))
         return
-    report = await services.kpi.report(area, period, now)
-    backlog = await services.kpi.backlog(area, now)
-    caption = stats_text(report, backlog, _, _category_labels(context))
+    report = await services.kpi.report(area, period, now)  # one statement, backlog included
+    caption = stats_text(report, _, _category_labels(context))
     labels = ChartLabels(
         title=f"{area.name} – {period.label()}",
         subtitle=_("Tips received each day and how many are processed (by day of receipt)"),

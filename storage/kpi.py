@@ -3,27 +3,29 @@ loading tips into Python (the benchmark has 1,000,000 tips). Plain Core statemen
 once per area scope; the indexes they use are migration 0007's (plans in
 docs/benchmarks.md, "KPIs and /stats").
 
-Two expressions differ by dialect and are compiled per dialect: seconds between two
-timestamps, and the local day number of a timestamp (days since 1970-01-01, cut at local
-midnight by a fixed UTC offset). Percentiles of the time to acknowledge: PostgreSQL's
-``percentile_cont``; on SQLite the same interpolation over the rows at the needed ranks
-(``row_number()`` over the sorted durations: only those rows come back).
+/stats is one statement (one round trip): the period's tips are read once (an index range
+scan) into a CTE of 0/1 flags, one per definition, and the counts by category, by receipt
+day and by commune are UNION ALL-ed with the durations at the ranks the percentiles need
+(``row_number()`` over the sorted times to acknowledge: only those rows come back, then
+interpolated as ``percentile_cont`` does) and the backlog now.
+
+Three expressions differ by dialect and are compiled per dialect: seconds between two
+timestamps, the local day number of a timestamp (days since 1970-01-01, cut at local
+midnight by a fixed UTC offset) and the integer part of a number.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from bot.domain.kpi import Area, Backlog, Counts, OverdueTip, Period
+from bot.domain.kpi import Area, Backlog, Counts, OverdueTip, Period, PeriodFigures
 from storage.db import Database
 from storage.models import OPEN_TIP_CONDITION, UTCDateTime
 from storage.tables import tips as _tips
@@ -80,6 +82,7 @@ _START = sa.bindparam("start", type_=UTCDateTime())
 _END = sa.bindparam("end", type_=UTCDateTime())
 _OFFSET = sa.bindparam("offset", type_=sa.Integer())
 _CODE = sa.bindparam("code", type_=sa.Integer())
+_PROVINCE = sa.bindparam("province", type_=sa.Integer())
 
 _IS_NEW = _t.status == "new"
 _ACKNOWLEDGED = _t.status != "new"
@@ -98,22 +101,28 @@ _LATE = sa.or_(
 )
 
 
+def _flag(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    return sa.case((condition, 1), else_=0)
+
+
 def _count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
-    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+    return sa.func.coalesce(sa.func.sum(_flag(condition)), 0)
 
 
-_COUNTS = (  # in the order of bot.domain.kpi.Counts' fields
-    sa.func.count().label("received"),
-    _count(_ACKNOWLEDGED).label("acknowledged"),
-    _count(sa.and_(_ACKNOWLEDGED, _t.ack_due_at >= _ACK_TIME)).label("acknowledged_on_time"),
-    _count(_CLOSED).label("processed"),
-    _count(sa.and_(_CLOSED, _t.closed_at <= _t.settle_due_at)).label("processed_on_time"),
-    _count(_OPEN).label("open"),
-    _count(_OVERDUE_ACK).label("overdue_ack"),
-    _count(_OVERDUE_SETTLE).label("overdue_settle"),
-    _count(_LATE).label("late"),
-)
-_COUNT_NAMES = [column.name for column in _COUNTS]
+# each definition of docs/kpi.md as a 0/1 flag per tip, in the order of Counts' fields
+# (after "received", which is count(*))
+_FLAGS = {
+    "acknowledged": _ACKNOWLEDGED,
+    "acknowledged_on_time": sa.and_(_ACKNOWLEDGED, _t.ack_due_at >= _ACK_TIME),
+    "processed": _CLOSED,
+    "processed_on_time": sa.and_(_CLOSED, _t.closed_at <= _t.settle_due_at),
+    "open": _OPEN,
+    "overdue_ack": _OVERDUE_ACK,
+    "overdue_settle": _OVERDUE_SETTLE,
+    "late": _LATE,
+}
+_COUNT_NAMES = ["received", *_FLAGS]
+PERCENTILES = (0.5, 0.9)  # of the time to acknowledge: the median and the 90th percentile
 
 _AREA: dict[str, sa.ColumnElement[bool] | None] = {
     "commune": _t.commune_code == _CODE,
@@ -130,45 +139,93 @@ def _where(scope: str, *conditions: sa.ColumnElement[bool] | sa.TextClause) -> l
     return [*([area] if area is not None else []), *conditions]
 
 
+def _open_in(scope: str) -> list[Any]:
+    """The area's open tips, as ix_tips_open_area serves them (for a commune: its province,
+    then the status, then the commune: an index-only count)."""
+    province = [_t.province_code == _PROVINCE] if scope == "commune" else []
+    return [*province, *_where(scope, _OPEN_LITERAL)]
+
+
 def _in_period(scope: str) -> list[Any]:
     return _where(scope, _t.created_at >= _START, _t.created_at < _END)
 
 
-_DAY = local_day(_t.created_at, _OFFSET).label("day")
+_DAY = local_day(_t.created_at, _OFFSET)
 _SECONDS = seconds_between(_ACK_TIME, _t.created_at)
 
 
+class floor_int(FunctionElement[int]):
+    """The integer part of a non-negative number."""
+
+    type = sa.Integer()
+    inherit_cache = True
+    name = "floor_int"
+
+
+@compiles(floor_int, "sqlite")
+def _floor_sqlite(element: floor_int, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS INTEGER)"  # truncates
+
+
+@compiles(floor_int, "postgresql")
+def _floor_postgresql(element: floor_int, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(FLOOR({compiler.process(element.clauses, **kw)}) AS INTEGER)"  # CAST rounds
+
+
+def _report_statement(scope: str) -> Any:
+    """One statement (one round trip, one index range scan of the period): the period's
+    tips as flags in a CTE, then UNION ALL of the counts by category, by receipt day, by
+    commune (province / all), the durations at the ranks the percentiles need, and the
+    backlog now (open tips of the area, from the partial index)."""
+    period = sa.select(
+        _t.category, _t.commune_code, _DAY.label("day"),
+        *(_flag(condition).label(name) for name, condition in _FLAGS.items()),
+        sa.case((_ACKNOWLEDGED, _SECONDS), else_=None).label("seconds"),
+    ).where(*_in_period(scope)).cte("period_tips")
+    p = period.c
+    sums = [sa.func.count(), *(sa.func.sum(p[name]) for name in _FLAGS)]
+    no_seconds = sa.cast(sa.null(), sa.Float())
+
+    def grouped(kind: str, key: Any) -> Any:
+        return sa.select(sa.literal(kind).label("kind"), sa.cast(key, sa.String()).label("key"),
+                         *(c.label(n) for c, n in zip(sums, _COUNT_NAMES, strict=True)),
+                         no_seconds.label("seconds")).group_by(key)
+
+    branches = [grouped("category", p.category), grouped("day", p.day)]
+    if scope != "commune":
+        branches.append(grouped("commune", p.commune_code))
+    ranked = sa.select(
+        p.seconds, (sa.func.row_number().over(order_by=p.seconds) - 1).label("rank"),
+        sa.func.count().over().label("total"),
+    ).where(p.seconds.is_not(None)).subquery("ranked")
+    rank, last = ranked.c.rank, ranked.c.total - 1
+    zero = sa.literal(0)
+    branches.append(sa.select(
+        sa.literal("rank"), sa.cast(rank, sa.String()), *([zero] * len(_COUNT_NAMES)),
+        ranked.c.seconds,
+    ).where(sa.or_(*(rank.between(floor_int(last * fraction), floor_int(last * fraction) + 1)
+                     for fraction in PERCENTILES))))
+    backlog = {"open": sa.func.count(), "overdue_ack": _count(_OVERDUE_ACK),
+               "overdue_settle": _count(_OVERDUE_SETTLE)}
+    branches.append(sa.select(
+        sa.literal("backlog"), sa.cast(sa.null(), sa.String()),
+        *(backlog.get(name, zero) for name in _COUNT_NAMES), no_seconds,
+    ).where(*_open_in(scope)))
+    return sa.union_all(*branches)
+
+
 def _statements(scope: str) -> dict[str, Any]:
-    period = _in_period(scope)
     return {
-        "category": sa.select(_t.category, *_COUNTS).where(*period).group_by(_t.category),
-        "day": sa.select(_DAY, *_COUNTS).where(*period).group_by(_DAY),
-        "commune": sa.select(_t.commune_code, *_COUNTS).where(*period)
-        .group_by(_t.commune_code),
-        # SQLite: the durations at the ranks asked for (1-based), and how many there are
-        "ranks": sa.select(sa.text("seconds"), sa.text("rank"), sa.text("total")).select_from(
-            sa.select(
-                _SECONDS.label("seconds"),
-                sa.func.row_number().over(order_by=_SECONDS).label("rank"),
-                sa.func.count().over().label("total"),
-            ).where(*period, _ACKNOWLEDGED).subquery("ranked")
-        ).where(sa.text("rank IN :ranks").bindparams(sa.bindparam("ranks", expanding=True)))
-        .order_by(sa.text("rank")),
-        # PostgreSQL: percentile_cont over an array of fractions
-        "percentiles": sa.select(
-            sa.func.percentile_cont(
-                sa.bindparam("fractions", type_=postgresql.ARRAY(sa.Float()))
-            ).within_group(_SECONDS).label("values")
-        ).where(*period, _ACKNOWLEDGED),
+        "report": _report_statement(scope),
         "backlog": sa.select(
             sa.func.count().label("open"),
             _count(_OVERDUE_ACK).label("overdue_ack"),
             _count(_OVERDUE_SETTLE).label("overdue_settle"),
-        ).where(*_where(scope, _OPEN_LITERAL)),
+        ).where(*_open_in(scope)),
         "overdue": sa.select(
             _t.code, _t.commune_code, _t.category, _t.status, _t.owner_name,
             sa.case((_IS_NEW, _t.ack_due_at), else_=_t.settle_due_at).label("due_at"),
-        ).where(*_where(scope, _OPEN_LITERAL), sa.or_(_OVERDUE_ACK, _OVERDUE_SETTLE))
+        ).where(*_open_in(scope), sa.or_(_OVERDUE_ACK, _OVERDUE_SETTLE))
         .order_by(sa.text("due_at"), _t.id).limit(sa.bindparam("limit")),
     }
 
@@ -187,66 +244,42 @@ def interpolate(sorted_at: dict[int, float], total: int, fraction: float) -> flo
     return sorted_at[low] + (rank - low) * (sorted_at[high] - sorted_at[low])
 
 
-def _ranks(total: int, fractions: Sequence[float]) -> set[int]:
-    ranks: set[int] = set()
-    for fraction in fractions:
-        rank = fraction * (total - 1)
-        ranks |= {math.floor(rank), math.ceil(rank)}
-    return ranks
-
-
 class KpiStore:
     """For ``bot.domain.kpi.KpiService``."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._postgres = db.engine.dialect.name == "postgresql"
 
     async def _rows(self, name: str, area: Area, params: dict[str, Any]) -> list[Any]:
         statement = _BY_SCOPE[area.scope][name]
         async with self._db.engine.connect() as conn:
-            return list(await conn.execute(statement, {"code": area.code, **params}))
+            return list(await conn.execute(
+                statement, {"code": area.code, "province": area.province, **params}))
 
-    @staticmethod
-    def _period(period: Period, now: datetime) -> dict[str, Any]:
-        return {"start": period.start, "end": period.end, "now": now}
-
-    async def by_category(self, area: Area, period: Period, now: datetime) -> dict[str, Counts]:
-        rows = await self._rows("category", area, self._period(period, now))
-        return {row.category: _counts(row) for row in rows}
-
-    async def by_day(self, area: Area, period: Period, now: datetime) -> dict[date, Counts]:
-        rows = await self._rows(
-            "day", area, self._period(period, now) | {"offset": period.utc_offset})
-        return {EPOCH + timedelta(days=int(row.day)): _counts(row) for row in rows}
-
-    async def by_commune(self, area: Area, period: Period, now: datetime) -> dict[int, Counts]:
-        rows = await self._rows("commune", area, self._period(period, now))
-        return {int(row.commune_code): _counts(row) for row in rows}
-
-    async def ack_percentiles(
-        self, area: Area, period: Period, count: int, fractions: Sequence[float]
-    ) -> list[float]:
-        """Time to acknowledge (seconds) at each fraction, as ``percentile_cont``; ``count``
-        is the number of acknowledged tips (from the counts just read: if it changed in
-        between, the ranks are asked again)."""
-        params = {"start": period.start, "end": period.end}
-        if self._postgres:
-            rows = await self._rows("percentiles", area, params | {"fractions": list(fractions)})
-            values = rows[0].values if rows else None
-            return [round(float(v), 3) for v in values] if values else []
-        for _attempt in range(3):
-            if count <= 0:
-                return []
-            wanted = _ranks(count, fractions)
-            rows = await self._rows(
-                "ranks", area, params | {"ranks": sorted(r + 1 for r in wanted)})
-            found = {int(row.rank) - 1: float(row.seconds) for row in rows}
-            total = int(rows[0].total) if rows else 0
-            if total == count and wanted <= found.keys():
-                return [round(interpolate(found, count, fraction), 3) for fraction in fractions]
-            count = total
-        return []
+    async def figures(self, area: Area, period: Period, now: datetime) -> PeriodFigures:
+        """Everything /stats shows, in one statement."""
+        rows = await self._rows("report", area, {
+            "start": period.start, "end": period.end, "now": now, "offset": period.utc_offset})
+        by_category: dict[str, Counts] = {}
+        by_day: dict[date, Counts] = {}
+        by_commune: dict[int, Counts] = {}
+        ranks: dict[int, float] = {}
+        backlog = Backlog()
+        for row in rows:
+            if row.kind == "category":
+                by_category[row.key] = _counts(row)
+            elif row.kind == "day":
+                by_day[EPOCH + timedelta(days=int(row.key))] = _counts(row)
+            elif row.kind == "commune":
+                by_commune[int(row.key)] = _counts(row)
+            elif row.kind == "rank":
+                ranks[int(row.key)] = float(row.seconds)
+            else:
+                backlog = Backlog(int(row.open), int(row.overdue_ack), int(row.overdue_settle))
+        acknowledged = sum(c.acknowledged for c in by_category.values())
+        percentiles = [round(interpolate(ranks, acknowledged, fraction), 3)
+                       for fraction in PERCENTILES] if acknowledged else []
+        return PeriodFigures(by_category, by_day, by_commune, backlog, percentiles)
 
     async def backlog(self, area: Area, now: datetime) -> Backlog:
         rows = await self._rows("backlog", area, {"now": now})

@@ -111,10 +111,12 @@ class Tip(SQLModel, table=True):
     __tablename__ = "tips"
     __table_args__ = (  # for the KPIs (storage/kpi.py; migration 0007)
         sa.Index("ix_tips_commune_created", "commune_code", "created_at"),
-        sa.Index("ix_tips_province_created", "province_code", "created_at"),
+        sa.Index(  # covering: a province's period is counted from the index alone
+            "ix_tips_province_kpi", "province_code", "created_at", "status", "category",
+            "commune_code", "acknowledged_at", "closed_at", "ack_due_at", "settle_due_at"),
         sa.Index(
             "ix_tips_open_area",
-            "province_code", "commune_code", "status", "ack_due_at", "settle_due_at",
+            "province_code", "status", "commune_code", "ack_due_at", "settle_due_at",
             sqlite_where=sa.text(OPEN_TIP_CONDITION),
             postgresql_where=sa.text(OPEN_TIP_CONDITION),
         ),
@@ -123,8 +125,8 @@ class Tip(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(max_length=16, unique=True, index=True)
     channel: str = Field(max_length=16)  # "telegram" | "zalo"
-    commune_code: int = Field(index=True)
-    province_code: int = Field(index=True)
+    commune_code: int  # indexed with created_at (below)
+    province_code: int
     category: str = Field(max_length=32)
     urgent: bool = False
     description: str = Field(sa_type=sa.Text)

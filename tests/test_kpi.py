@@ -72,6 +72,7 @@ async def test_the_worked_example_of_docs_kpi_md(
         3: (1, 1, 1), 5: (1, 1, 0), 8: (1, 0, 0), 10: (1, 1, 0), 12: (1, 1, 1),
         15: (1, 0, 1), 29: (1, 0, 0), 30: (1, 0, 1)}
     assert commune.by_commune == {}
+    assert commune.backlog == Backlog(5, 1, 2)  # now, whatever the receipt date
 
     province = await kpi.report(Area("province", LAO_CAI, "Tỉnh Lào Cai"), november, NOW)
     assert province.by_commune == {PHUC_KHANH: A_NOVEMBER, KHAO_MANG: B_NOVEMBER}

@@ -11,8 +11,8 @@ police group (/stats, /overdue, the morning summary) are built here too, through
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from html import escape
 from typing import Literal, Protocol
@@ -39,11 +39,13 @@ class Area:
     scope: Scope
     code: int | None = None  # commune or province code; None for "all"
     name: str = ""
+    province: int | None = None  # a commune's province (its open tips are indexed by it)
 
     @classmethod
     def of_link(cls, target: LinkTarget) -> Area:
         if target.commune is not None:
-            return cls("commune", target.commune.code, target.commune.name)
+            return cls("commune", target.commune.code, target.commune.name,
+                       target.province.code)
         return cls("province", target.province.code, target.province.name)
 
 
@@ -219,6 +221,17 @@ class OverdueTip:
 
 
 @dataclass(frozen=True)
+class PeriodFigures:
+    """What storage counts for a period and an area, in one go."""
+
+    by_category: dict[str, Counts]
+    by_day: dict[date, Counts]
+    by_commune: dict[int, Counts]  # province / all only
+    backlog: Backlog  # now, whatever the receipt date
+    ack_percentiles: list[float]  # seconds: median, 90th percentile (empty: none acknowledged)
+
+
+@dataclass(frozen=True)
 class KpiReport:
     area: Area
     period: Period
@@ -226,6 +239,7 @@ class KpiReport:
     totals: Counts
     by_category: dict[str, Counts]
     daily: list[DayCounts]  # every day of the period, zeros included
+    backlog: Backlog = field(default_factory=Backlog)
     by_commune: dict[int, Counts] = field(default_factory=dict)  # province / all only
     ack_median_seconds: float | None = None  # time to acknowledge (receipt -> taken up)
     ack_p90_seconds: float | None = None
@@ -245,12 +259,7 @@ class KpiReport:
 
 
 class KpiStorage(Protocol):
-    async def by_category(self, area: Area, period: Period, now: datetime) -> dict[str, Counts]: ...
-    async def by_day(self, area: Area, period: Period, now: datetime) -> dict[date, Counts]: ...
-    async def by_commune(self, area: Area, period: Period, now: datetime) -> dict[int, Counts]: ...
-    async def ack_percentiles(
-        self, area: Area, period: Period, count: int, fractions: Sequence[float]
-    ) -> list[float]: ...
+    async def figures(self, area: Area, period: Period, now: datetime) -> PeriodFigures: ...
     async def backlog(self, area: Area, now: datetime) -> Backlog: ...
     async def overdue(
         self, area: Area, now: datetime, limit: int
@@ -262,31 +271,32 @@ class KpiService:
         self._store = store
         self._directory = directory
 
-    async def report(self, area: Area, period: Period, now: datetime) -> KpiReport:
-        by_category = await self._store.by_category(area, period, now)
-        totals = sum(by_category.values(), Counts())
-        days = await self._store.by_day(area, period, now)
-        daily = [DayCounts(day, days.get(day, Counts())) for day in period.days]
-        by_commune = (await self._store.by_commune(area, period, now)
-                      if area.scope != "commune" else {})
-        median = p90 = None
-        if totals.acknowledged:
-            median, p90 = await self._store.ack_percentiles(
-                area, period, totals.acknowledged, (0.5, 0.9))
-        return KpiReport(area, period, now, totals, by_category, daily, by_commune, median, p90)
+    def _complete(self, area: Area) -> Area:
+        """A commune's area with its province filled in."""
+        if area.scope != "commune" or area.province is not None or area.code is None:
+            return area
+        commune = self._directory.commune(area.code)
+        return replace(area, province=commune.province_code if commune else 0)
 
-    async def counts(self, area: Area, period: Period, now: datetime) -> Counts:
-        return sum((await self._store.by_category(area, period, now)).values(), Counts())
+    async def report(self, area: Area, period: Period, now: datetime) -> KpiReport:
+        """The period's figures for the area, and its backlog now (one statement)."""
+        area = self._complete(area)
+        figures = await self._store.figures(area, period, now)
+        totals = sum(figures.by_category.values(), Counts())
+        daily = [DayCounts(day, figures.by_day.get(day, Counts())) for day in period.days]
+        median, p90 = figures.ack_percentiles or (None, None)
+        return KpiReport(area, period, now, totals, figures.by_category, daily,
+                         figures.backlog, figures.by_commune, median, p90)
 
     async def backlog(self, area: Area, now: datetime) -> Backlog:
-        return await self._store.backlog(area, now)
+        return await self._store.backlog(self._complete(area), now)
 
     async def overdue(
         self, area: Area, now: datetime, limit: int = OVERDUE_LISTED
     ) -> tuple[list[OverdueTip], int]:
-        """The area's overdue tips now, latest deadline missed longest ago first, and how
-        many there are in all."""
-        return await self._store.overdue(area, now, limit)
+        """The area's overdue tips now, the deadline missed longest ago first, and how many
+        there are in all."""
+        return await self._store.overdue(self._complete(area), now, limit)
 
     def commune_name(self, code: int) -> str:
         commune = self._directory.commune(code)
@@ -347,8 +357,7 @@ def counts_lines(counts: Counts, _: Gettext) -> list[str]:
     ]
 
 
-def stats_text(report: KpiReport, backlog: Backlog, _: Gettext,
-               category_label: dict[str, str]) -> str:
+def stats_text(report: KpiReport, _: Gettext, category_label: dict[str, str]) -> str:
     """The caption of /stats: the period's figures, the target, the backlog now (plain
     text, under 1,024 characters)."""
     totals = report.totals
@@ -367,7 +376,7 @@ def stats_text(report: KpiReport, backlog: Backlog, _: Gettext,
             f"{category_label.get(key, key)} {counts.received}" for key, counts in top[:5])))
     lines.append(missing_text(totals.overdue_ack, totals.overdue_settle, _))
     lines.append(_("Now, all periods: {open} open, {overdue} overdue (/overdue).").format(
-        open=backlog.open, overdue=backlog.overdue))
+        open=report.backlog.open, overdue=report.backlog.overdue))
     text = "\n".join(lines)
     return text if len(text) <= 1024 else text[:1020] + "…"
 
@@ -442,6 +451,6 @@ def morning_summary(
 
 
 __all__ = ["Area", "Backlog", "Counts", "DayCounts", "KpiReport", "KpiService", "KpiStorage",
-           "OverdueTip", "Period", "days_period", "format_duration", "format_pct",
+           "OverdueTip", "Period", "PeriodFigures", "days_period", "format_duration", "format_pct",
            "morning_summary", "overdue_text", "parse_period", "percent", "province_table",
            "stats_text", "yesterday"]
