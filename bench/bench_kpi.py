@@ -257,6 +257,14 @@ async def main() -> None:
                         statistics.median(chart_samples), chart_samples[0],
                         chart_samples[-1]))
 
+        for where, how in (("nothing (the VM's own noise)", "idle"),
+                           ("5 charts drawn on the loop", "inline"),
+                           ("5 charts drawn off the loop (as /stats does)", "thread")):
+            lags = sorted([await loop_lag(lambda: render_chart(report.daily, labels), how)
+                           for _ in range(5)])
+            results.append((f"event-loop stall, worst 1 ms tick during {where}",
+                            statistics.median(lags), lags[0], lags[-1]))
+
         print(f"\n{db.engine.dialect.name}, {await _count(db):,} tips, "
               f"Python {platform.python_version()}, {os.cpu_count()} CPUs; "
               f"{biggest.name} received {big_received:,} tips in November, Xã Phúc Khánh "
@@ -268,6 +276,34 @@ async def main() -> None:
             await plans(db, kpi, big, month, commune)
     finally:
         await db.close()
+
+
+async def loop_lag(render: Callable[[], bytes], how: str) -> float:
+    """The longest a 1 ms ticker waited beyond its tick while 5 charts were drawn (or for
+    as long, idle): what a Telegram update arriving meanwhile would wait."""
+    worst = 0.0
+    done = False
+
+    async def ticker() -> None:
+        nonlocal worst
+        while not done:
+            started = time.perf_counter()
+            await asyncio.sleep(0.001)
+            worst = max(worst, (time.perf_counter() - started) * 1000 - 1)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0.01)
+    for _ in range(5):
+        if how == "thread":
+            await asyncio.to_thread(render)
+        elif how == "inline":
+            render()
+            await asyncio.sleep(0)
+        else:
+            await asyncio.sleep(0.03)
+    done = True
+    await task
+    return worst
 
 
 async def plans(db: Database, kpi: KpiService, province: Area, month: Any,
