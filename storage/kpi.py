@@ -201,7 +201,8 @@ def _report_statement(scope: str) -> Any:
     rank, last = ranked.c.rank, ranked.c.total - 1
     zero = sa.literal(0)
     branches.append(sa.select(
-        sa.literal("rank"), sa.cast(rank, sa.String()), *([zero] * len(_COUNT_NAMES)),
+        sa.literal("rank"), sa.cast(rank, sa.String()),
+        ranked.c.total, *([zero] * (len(_COUNT_NAMES) - 1)),  # "received": how many ranked
         ranked.c.seconds,
     ).where(sa.or_(*(rank.between(floor_int(last * fraction), floor_int(last * fraction) + 1)
                      for fraction in PERCENTILES))))
@@ -264,6 +265,7 @@ class KpiStore:
         by_day: dict[date, Counts] = {}
         by_commune: dict[int, Counts] = {}
         ranks: dict[int, float] = {}
+        ranked = 0
         backlog = Backlog()
         for row in rows:
             if row.kind == "category":
@@ -274,11 +276,11 @@ class KpiStore:
                 by_commune[int(row.key)] = _counts(row)
             elif row.kind == "rank":
                 ranks[int(row.key)] = float(row.seconds)
+                ranked = int(row.received)
             else:
                 backlog = Backlog(int(row.open), int(row.overdue_ack), int(row.overdue_settle))
-        acknowledged = sum(c.acknowledged for c in by_category.values())
-        percentiles = [round(interpolate(ranks, acknowledged, fraction), 3)
-                       for fraction in PERCENTILES] if acknowledged else []
+        percentiles = [round(interpolate(ranks, ranked, fraction), 3)
+                       for fraction in PERCENTILES] if ranked else []
         return PeriodFigures(by_category, by_day, by_commune, backlog, percentiles)
 
     async def backlog(self, area: Area, now: datetime) -> Backlog:

@@ -93,8 +93,19 @@ async def test_the_worked_example_of_docs_kpi_md(
         ("KPI7-AAAA", timedelta(hours=11))]
     assert (await kpi.overdue(Area("province", LAO_CAI), NOW, limit=2))[1] == 3
 
-    # an hour later the tip received on 30/11 18:00 is still within its 24 hours; the day
-    # after, it is overdue too
+    # the morning summary of 01/12: yesterday = 30/11 (KPI8 received), the backlog now
+    summary = await kpi.morning_text(Area("commune", PHUC_KHANH, "Xã Phúc Khánh"), NOW, ICT, vi)
+    assert summary.splitlines() == [
+        "☀️ Tổng hợp đầu ngày – Xã Phúc Khánh",
+        "Hôm qua (30/11/2026): nhận 1 tin, đã tiếp nhận 0, đã xử lý xong 0.",
+        "Hiện tại: 5 tin chưa xử lý xong, 3 tin quá hạn.",
+        "❌ Chưa đạt chỉ tiêu: 1 tin chưa tiếp nhận đã quá hạn, 2 tin quá hạn giải quyết.",
+        "Danh sách: /overdue",
+    ]
+
+    # the tip received on 30/11 18:00 is within its 24 hours until 01/12 18:00, then overdue
+    at_six = datetime(2026, 12, 1, 18, 0, tzinfo=ICT)
+    assert (await kpi.backlog(Area("commune", PHUC_KHANH), at_six)).overdue_ack == 1
     later = datetime(2026, 12, 1, 18, 1, tzinfo=ICT)
     assert (await kpi.backlog(Area("commune", PHUC_KHANH), later)).overdue_ack == 2
 

@@ -291,6 +291,14 @@ class KpiService:
     async def backlog(self, area: Area, now: datetime) -> Backlog:
         return await self._store.backlog(self._complete(area), now)
 
+    async def morning_text(self, area: Area, now: datetime, zone: ZoneInfo, _: Gettext) -> str:
+        """The morning summary of one group (``morning_summary``) from yesterday's figures
+        (local days) and the backlog now: one statement."""
+        period = yesterday(now, zone)
+        report = await self.report(area, period, now)
+        return morning_summary(_, area_name=area.name, day=period.first_day,
+                               yesterday=report.totals, backlog=report.backlog)
+
     async def overdue(
         self, area: Area, now: datetime, limit: int = OVERDUE_LISTED
     ) -> tuple[list[OverdueTip], int]:
