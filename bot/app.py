@@ -29,6 +29,7 @@ from bot.domain.communes import CommuneDirectory
 from bot.domain.deadlines import policy_from
 from bot.domain.identity import Pseudonymizer
 from bot.domain.intake import IntakeService
+from bot.domain.kpi import KpiService
 from bot.domain.linking import GroupLinking
 from bot.domain.notices import ReporterNotices
 from bot.domain.outbox import OutboxWorker
@@ -55,6 +56,7 @@ from storage.areas import boundaries_version, load_locator
 from storage.db import Database
 from storage.groups import GroupStore
 from storage.intake import IntakeStore
+from storage.kpi import KpiStore
 from storage.outbox_store import OutboxStore
 from storage.residents import ResidentStore
 from storage.rounds import RoundsStore
@@ -151,6 +153,7 @@ async def build_services(
         pictures=PictureJobs(),
         rounds=rounds,
         reminders=reminders,
+        kpi=KpiService(KpiStore(db), directory),
         clock=clock,
     )
 

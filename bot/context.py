@@ -16,6 +16,7 @@ from bot.domain.communes import CommuneDirectory
 from bot.domain.geo import CommuneLocator
 from bot.domain.identity import Pseudonymizer
 from bot.domain.intake import IntakeService
+from bot.domain.kpi import KpiService
 from bot.domain.linking import GroupLinking
 from bot.domain.outbox import OutboxWorker
 from bot.domain.picture_jobs import PictureJobs
@@ -54,6 +55,7 @@ class Services:
     pictures: PictureJobs  # the bounded pool pictures are sanitised on
     rounds: RoundEngine  # scheduled rounds (reminders, escalations, summary), one ledger
     reminders: Reminders  # the reminder and escalation jobs, the cards' overdue mark
+    kpi: KpiService  # /stats, /overdue, the morning summary's figures
     clock: Clock = field(default_factory=SystemClock)  # tests move it instead of sleeping
     boundaries_version: tuple[int, datetime | None] = (0, None)
 

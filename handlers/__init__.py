@@ -14,7 +14,7 @@ from telegram.ext import (
 from bot.context import TiplineApplication
 from bot.conversation.texts import LANGUAGE_PREFIX
 from bot.i18n import N_, SUPPORTED_LANGUAGES, Translator
-from handlers import admin, edits, errors, police, resident
+from handlers import admin, edits, errors, kpi, police, resident
 from handlers.guards import police_buttons, resident_buttons
 
 RESIDENT_COMMANDS = [
@@ -33,6 +33,8 @@ GROUP_COMMANDS = [
     ("tip", N_("Show a tip's card and history")),
     ("complex", N_("Record a complex case (2 months)")),
     ("extend", N_("Extend a settlement deadline (once)")),
+    ("stats", N_("Figures and chart: received, processed, on time")),
+    ("overdue", N_("Overdue tips of this group")),
     ("help", N_("Officers' help")),
     ("where", N_("What this group is linked to")),
     ("find", N_("Find a commune code")),
@@ -75,6 +77,8 @@ def register(application: TiplineApplication) -> None:
     application.add_handler(CommandHandler("complex", police.complex_command, filters=groups))
     application.add_handler(CommandHandler("extend", police.extend_command, filters=groups))
     application.add_handler(CommandHandler("help", police.group_help, filters=groups))
+    application.add_handler(CommandHandler("stats", kpi.stats_command, filters=groups))
+    application.add_handler(CommandHandler("overdue", kpi.overdue_command, filters=groups))
     application.add_handler(MessageHandler(
         groups & filters.REPLY & (filters.TEXT | filters.CAPTION) & ~filters.COMMAND,
         police.on_group_reply,

@@ -550,6 +550,8 @@ async def group_help(update: Update, context: TiplineContext) -> None:
           "receipt"),
         _("/extend <code> <days> <reason> – one extension of up to 60 days, requested at "
           "least 5 days before the deadline"),
+        _("/stats [week|month|YYYY-MM] – figures and chart: received, processed, on time"),
+        _("/overdue – overdue tips of this group now"),
         _("/where – what this group is linked to"),
         _("Buttons on a card: acknowledge, verifying, processed, transfer, invalid, ask the "
           "reporter. Replying to a card saves an internal note; only “Ask” reaches the "

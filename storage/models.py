@@ -102,16 +102,31 @@ class Draft(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+OPEN_TIP_CONDITION = "status IN ('new', 'acknowledged', 'verifying')"  # the partial index's
+
+
 class Tip(SQLModel, table=True):
     """A committed tip. No identity of the reporter here (see TipReporter)."""
 
     __tablename__ = "tips"
+    __table_args__ = (  # for the KPIs (storage/kpi.py; migration 0007)
+        sa.Index("ix_tips_commune_created", "commune_code", "created_at"),
+        sa.Index(  # covering: a province's period is counted from the index alone
+            "ix_tips_province_kpi", "province_code", "created_at", "status", "category",
+            "commune_code", "acknowledged_at", "closed_at", "ack_due_at", "settle_due_at"),
+        sa.Index(
+            "ix_tips_open_area",
+            "province_code", "status", "commune_code", "ack_due_at", "settle_due_at",
+            sqlite_where=sa.text(OPEN_TIP_CONDITION),
+            postgresql_where=sa.text(OPEN_TIP_CONDITION),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(max_length=16, unique=True, index=True)
     channel: str = Field(max_length=16)  # "telegram" | "zalo"
-    commune_code: int = Field(index=True)
-    province_code: int = Field(index=True)
+    commune_code: int  # indexed with created_at (below)
+    province_code: int
     category: str = Field(max_length=32)
     urgent: bool = False
     description: str = Field(sa_type=sa.Text)
