@@ -29,7 +29,7 @@ from bot.domain.communes import CommuneDirectory
 from bot.domain.deadlines import policy_from
 from bot.domain.identity import Pseudonymizer
 from bot.domain.intake import IntakeService
-from bot.domain.kpi import KpiService
+from bot.domain.kpi import KpiService, morning_summary_job
 from bot.domain.linking import GroupLinking
 from bot.domain.notices import ReporterNotices
 from bot.domain.outbox import OutboxWorker
@@ -120,12 +120,16 @@ async def build_services(
         ),
         ops_chat_id=settings.ops_chat_id,
     )
-    # the morning summary (07:30 ICT) is one more job (docs/rounds.md): rounds.add(RoundJob(
-    #     "summary", DailySchedule(time(7, 30), settings.zone), per_group(rounds.groups, text)))
     rounds = RoundEngine(
         rounds_store, grace=timedelta(minutes=settings.round_misfire_grace_minutes),
         jobs=reminders.jobs(), queued=outbox.wake,
     )
+    kpi = KpiService(KpiStore(db), directory)
+    if settings.morning_summary_at is not None:
+        rounds.add(morning_summary_job(
+            kpi, directory, rounds.groups, at=settings.morning_summary_at, zone=settings.zone,
+            _=translator.for_language("vi"),
+        ))
     return Services(
         settings=settings,
         db=db,
@@ -153,7 +157,7 @@ async def build_services(
         pictures=PictureJobs(),
         rounds=rounds,
         reminders=reminders,
-        kpi=KpiService(KpiStore(db), directory),
+        kpi=kpi,
         clock=clock,
     )
 

@@ -8,6 +8,7 @@ prints instead of a traceback.
 from __future__ import annotations
 
 import re
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -113,12 +114,21 @@ class Settings(BaseSettings):
     round_tick_seconds: float = Field(
         default=60.0, gt=0, description="How often the scheduler looks for due rounds."
     )
+    morning_summary_at: time | None = Field(
+        default=time(7, 30),
+        description="Local time of each police group's morning summary (empty: none).",
+    )
 
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = Field(default=8081, ge=0, le=65535)
     sandbox_rate_limits: bool = Field(
         default=True, description="Let the sandbox answer 429 like Telegram does."
     )
+
+    @field_validator("morning_summary_at", mode="before")
+    @classmethod
+    def _empty_summary_time(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("admin_ids", mode="before")
     @classmethod

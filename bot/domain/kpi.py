@@ -11,7 +11,7 @@ police group (/stats, /overdue, the morning summary) are built here too, through
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from html import escape
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.communes import CommuneDirectory
 from bot.domain.linking import LinkTarget
+from bot.domain.rounds import DailySchedule, Group, RoundJob, RoundWindow, per_group
 from bot.i18n import N_, Gettext
 
 Scope = Literal["commune", "province", "all"]
@@ -462,3 +463,31 @@ __all__ = ["Area", "Backlog", "Counts", "DayCounts", "KpiReport", "KpiService", 
            "OverdueTip", "Period", "PeriodFigures", "days_period", "format_duration", "format_pct",
            "morning_summary", "overdue_text", "parse_period", "percent", "province_table",
            "stats_text", "yesterday"]
+
+
+# --- the morning summary as a round (bot/domain/rounds.py) -----------------------------------
+
+
+def morning_summary_job(
+    kpi: KpiService, directory: CommuneDirectory, groups: Callable[[], Awaitable[Sequence[Group]]],
+    *, at: time, zone: ZoneInfo, _: Gettext,
+) -> RoundJob:
+    """Every linked police group's summary at ``at`` local time each day (one round a day,
+    keyed by the local date: sent once, and once after a restart within the rounds' grace):
+    yesterday's figures and the backlog now, for its commune or province."""
+
+    async def text(group: Group, window: RoundWindow, now: datetime) -> str | None:
+        area = area_of_group(group, directory)
+        return None if area is None else await kpi.morning_text(area, now, zone, _)
+
+    return RoundJob("summary", DailySchedule(at, zone), per_group(groups, text))
+
+
+def area_of_group(group: Group, directory: CommuneDirectory) -> Area | None:
+    """The area a linked group answers for (None: a code the directory no longer has)."""
+    if group.scope == "commune":
+        commune = directory.commune(group.code)
+        return None if commune is None else Area(
+            "commune", commune.code, commune.name, commune.province_code)
+    province = directory.province(group.code)
+    return None if province is None else Area("province", province.code, province.name)
