@@ -18,11 +18,11 @@ from telegram.constants import ParseMode
 
 from bot.context import TiplineContext
 from bot.domain.cards import format_time, reporter_alias
-from bot.domain.deadlines import MAX_EXTENSION_DAYS, DeadlineRefusal
+from bot.domain.deadlines import MAX_EXTENSION_DAYS, DeadlineRefusal, overdue
 from bot.domain.records import EventRecord, TipRecord
 from bot.domain.status import OPEN_STATUSES, TRANSITIONS, Action, police_label
 from bot.domain.text import echo
-from bot.domain.triage import Officer, TriageError, transfer_origin, utcnow
+from bot.domain.triage import Officer, TriageError, transfer_origin
 from bot.i18n import N_, Gettext
 from bot.telegram_transport import TelegramTransport, keyboard
 from handlers.common import answer, police_texts
@@ -450,14 +450,15 @@ async def queue_command(update: Update, context: TiplineContext) -> None:
         await message.reply_text(_("No open tips for this group."))
         return
     zone = context.services.settings.zone
+    now = context.services.clock.now()
     lines = [_("Open tips ({count}):").format(count=len(tips))]
     for tip in tips[:40]:
         due = tip.ack_due_at if tip.status == "new" else tip.settle_due_at
-        overdue = " ⚠️ " + _("OVERDUE") if due < utcnow() else ""
+        late = " ⚠️ " + _("OVERDUE") if overdue(tip, now) else ""
         lines.append(
             f"{'🔴 ' if tip.urgent else ''}<code>{tip.code}</code> · "
             f"{html.escape(police_label(tip.status, _))} · "
-            + _("due {when}").format(when=format_time(due, zone)) + overdue
+            + _("due {when}").format(when=format_time(due, zone)) + late
         )
     if len(tips) > 40:
         lines.append(_("… and {count} more.").format(count=len(tips) - 40))

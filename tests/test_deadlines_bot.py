@@ -349,3 +349,19 @@ async def test_two_officers_recording_at_once_change_the_deadline_once(world: Wo
     extension = timedelta(days=row.extension_days or 0)
     assert row.settle_due_at == add_months(tip.created_at, 2) + extension
     assert json.loads(events[-1].details or "")["new_due"] == row.settle_due_at.isoformat()
+
+
+async def test_queue_marks_what_is_overdue_by_the_bots_clock(
+    world: World, clock: MovableClock
+) -> None:
+    """/queue's "QUÁ HẠN" follows the shared definition (``deadlines.overdue``) at the bot's
+    time: an urgent tip not taken up within its hour is marked, a normal one is not yet."""
+    normal, _card = await delivered_tip(world, text="Tin thường")
+    urgent, _card = await delivered_tip(world, text="Tin khẩn", urgent=True)
+    lines = (await say(world, "/queue")).splitlines()
+    assert not any("QUÁ HẠN" in line for line in lines)
+    clock.advance(hours=2)
+    lines = (await say(world, "/queue")).splitlines()
+    [urgent_line] = [line for line in lines if urgent.code in line]
+    [normal_line] = [line for line in lines if normal.code in line]
+    assert urgent_line.endswith("⚠️ QUÁ HẠN") and "QUÁ HẠN" not in normal_line
