@@ -30,6 +30,7 @@ _SYNC_OPTION = "tipline_synchronous"
 # connection, so the event loop goes on meanwhile (tests/test_db.py)
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 SQLITE_POOL_SIZE = 16
+SQLITE_READERS = 4
 
 T = TypeVar("T")
 
@@ -50,6 +51,8 @@ class Database:
 
     _work_engine: Engine | None = None
     _work_thread: ThreadPoolExecutor | None = None
+    _read_engine: Engine | None = None
+    _read_threads: ThreadPoolExecutor | None = None
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
@@ -81,6 +84,16 @@ class Database:
                 )
                 _install_sqlite_pragmas(self._work_engine, self.busy_timeout_ms)
                 self._work_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-work")
+                # and reads (``read``) on a few threads and connections of their own
+                self._read_engine = create_engine(
+                    make_url(url).set(drivername="sqlite"), echo=echo, hide_parameters=True,
+                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                                  "isolation_level": None, "check_same_thread": False},
+                    pool_size=SQLITE_READERS, max_overflow=0,
+                )
+                _install_sqlite_pragmas(self._read_engine, self.busy_timeout_ms)
+                self._read_threads = ThreadPoolExecutor(
+                    SQLITE_READERS, thread_name_prefix="sqlite-read")
         else:
             self.engine = create_async_engine(
                 url, echo=echo, hide_parameters=True, pool_pre_ping=True
@@ -93,10 +106,9 @@ class Database:
     @property
     def sync_engines(self) -> list[Engine]:
         """Every engine statements run on (for event listeners): the async engine's, and
-        the work thread's on SQLite."""
+        on SQLite the work thread's and the readers'."""
         engines = [self.engine.sync_engine]
-        if self._work_engine is not None:
-            engines.append(self._work_engine)
+        engines += [e for e in (self._work_engine, self._read_engine) if e is not None]
         return engines
 
     @asynccontextmanager
@@ -165,12 +177,34 @@ class Database:
                 raise
             await work.finish(commit=True)
 
+    async def read(self, step: Callable[[Connection], T]) -> T:
+        """A read-only ``step`` (a plain function of a ``Connection``, any number of
+        statements in one snapshot) in one hand-off: on SQLite on a reader thread of its
+        own, on PostgreSQL through ``run_sync``. Nothing it writes is kept."""
+        if self._read_engine is None or self._read_threads is None:
+            async with self.engine.connect() as connection:
+                return await connection.run_sync(step)
+        engine = self._read_engine
+
+        def run() -> T:
+            with engine.connect() as connection:
+                try:
+                    return step(connection)
+                finally:
+                    connection.rollback()
+
+        return await asyncio.get_running_loop().run_in_executor(self._read_threads, run)
+
     async def close(self) -> None:
         await self.engine.dispose()
         if self._work_thread is not None:
             self._work_thread.shutdown(wait=True)
         if self._work_engine is not None:
             self._work_engine.dispose()
+        if self._read_threads is not None:
+            self._read_threads.shutdown(wait=True)
+        if self._read_engine is not None:
+            self._read_engine.dispose()
 
 
 class _ConnectionWork:

@@ -18,7 +18,6 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.failures import StoreConflict, StoreUnavailable
 from bot.domain.intake_rules import DraftRecord, PastTip
@@ -206,11 +205,13 @@ class IntakeStore:
 
     async def draft(self, pseudonym: str) -> DraftRecord | None:
         """The draft with its pictures' captions, read only (no write lock)."""
-        async with self._db.engine.connect() as conn:
-            row = (await conn.execute(self._sql.draft, {"pseudonym": pseudonym})).first()
-            if row is None:
-                return None
-            return _draft(row, await self._captions(conn, row.id))
+        sql = self._sql
+
+        def step(conn: Connection) -> DraftRecord | None:
+            row = conn.execute(sql.draft, {"pseudonym": pseudonym}).first()
+            return None if row is None else _draft(row, _captions(conn, sql, row.id))
+
+        return await self._db.read(step)
 
     async def change_draft(
         self, pseudonym: str, decide: Callable[[DraftRecord | None], Mapping[str, object]],
@@ -271,9 +272,6 @@ class IntakeStore:
             conn = await session.connection()
             result = await conn.execute(self._sql.delete_expired, {"before": before})
             return int(result.rowcount or 0)
-
-    async def _captions(self, conn: AsyncConnection, draft_id: int) -> tuple[str | None, ...]:
-        return tuple((await conn.execute(self._sql.captions, {"draft_id": draft_id})).scalars())
 
 
     # --- the commit --------------------------------------------------------------------------

@@ -31,8 +31,8 @@ class ResidentStore:
 
     async def language(self, pseudonym: str) -> str | None:
         """The stored choice (None if none, or no row)."""
-        async with self._db.engine.connect() as conn:
-            return (await conn.execute(_LANGUAGE, {"pseudonym": pseudonym})).scalar()
+        return await self._db.read(
+            lambda conn: conn.execute(_LANGUAGE, {"pseudonym": pseudonym}).scalar())
 
     async def set_language(self, pseudonym: str, language: str) -> None:
         await self._set("language", pseudonym, language)

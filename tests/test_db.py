@@ -304,3 +304,22 @@ async def test_units_of_work_and_transactions_do_not_lose_updates(database: Data
     await asyncio.gather(*(through_work() if i % 2 else through_transaction()
                            for i in range(40)))
     assert (await _residents(database))["counter"] == 40
+
+
+async def test_a_read_sees_committed_rows_and_keeps_nothing_it_writes(database: Database) -> None:
+    async with database.work() as work:
+        await work.run(_add_resident("a"), last=True)
+
+    def count(conn: Connection) -> int:
+        return int(conn.execute(text("SELECT count(*) FROM residents")).scalar_one())
+
+    assert await database.read(count) == 1
+
+    def sneaky(conn: Connection) -> int:
+        _add_resident("b")(conn)
+        return count(conn)
+
+    assert await database.read(sneaky) == 2  # its own snapshot sees it …
+    assert await _residents(database) == {"a": 1}  # … nobody else ever does
+    results = await asyncio.gather(*(database.read(count) for _ in range(20)))
+    assert results == [1] * 20
