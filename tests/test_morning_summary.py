@@ -13,8 +13,10 @@ from sqlmodel import select
 from bot.sandbox import BotApiSandbox
 from storage.models import JobRun
 from tests.conftest import MovableClock, World, running_world
-from tests.test_rounds import ICT, TICK, add_tips, bot_running, settle
+from tests.test_rounds import ICT, add_tips, bot_running, settle
 from tests.test_triage_bot import until
+
+TICK = {"round_tick_seconds": 0.2, "morning_summary_at": time(7, 30)}  # the default time
 
 
 def summaries(world: World, chat_id: int) -> list[str]:
@@ -75,7 +77,7 @@ async def test_each_group_gets_its_summary_at_07_30_once(
         await asyncio.sleep(0.5)  # a few more ticks
         assert len(summaries(world, commune_chat)) == 1
 
-    async with bot_running(sandbox, database_url, tmp_path, clock, world) as again:
+    async with bot_running(sandbox, database_url, tmp_path, clock, world, **TICK) as again:
         clock.advance(minutes=20)  # a restart the same morning: not sent again
         await settle(again, clock)
         await asyncio.sleep(0.5)
@@ -97,11 +99,11 @@ async def test_a_summary_missed_while_down_goes_out_once_when_back(
         await yesterdays_tips(world, clock.now())
     # down from 10:00 until 09:00 the next day (07:30 passed meanwhile)
     clock.set(datetime.combine(day.date() + timedelta(days=1), time(9, 0), ICT).astimezone(UTC))
-    async with bot_running(sandbox, database_url, tmp_path, clock, world) as again:
+    async with bot_running(sandbox, database_url, tmp_path, clock, world, **TICK) as again:
         await until(lambda: len(summaries(again, world.demo.commune_group.id)) == 1, 10)
         assert summaries(again, world.demo.commune_group.id) == [
             expected("Xã Phúc Khánh", day)]
-    async with bot_running(sandbox, database_url, tmp_path, clock, world) as third:
+    async with bot_running(sandbox, database_url, tmp_path, clock, world, **TICK) as third:
         clock.advance(minutes=5)
         await settle(third, clock)
         await asyncio.sleep(0.5)
@@ -115,7 +117,7 @@ async def test_no_summary_when_switched_off(
     day = datetime.combine(clock.now().astimezone(ICT).date(), time(10, 0), ICT)
     clock.set(day.astimezone(UTC))
     async with running_world(sandbox, database_url, tmp_path, clock=clock,
-                             morning_summary_at=None, **TICK) as world:
+                             **(TICK | {"morning_summary_at": None})) as world:
         await yesterdays_tips(world, clock.now())
         clock.set(datetime.combine(day.date() + timedelta(days=1), time(7, 45), ICT)
                   .astimezone(UTC))

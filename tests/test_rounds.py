@@ -67,7 +67,7 @@ from tests.test_triage_bot import current, until
 ICT = ZoneInfo("Asia/Ho_Chi_Minh")
 B = timedelta(minutes=15)
 POLICY = ReminderPolicy(every=B)
-TICK = {"round_tick_seconds": 0.2}
+TICK: dict[str, Any] = {"round_tick_seconds": 0.2, "morning_summary_at": None}  # reminders only
 CODE_RE = re.compile(r"/tip ([0-9A-Z]{4}-[0-9A-Z]{4})")
 
 
@@ -455,12 +455,13 @@ async def test_no_digest_when_nothing_is_due(
 @contextlib.asynccontextmanager
 async def bot_running(
     sandbox: BotApiSandbox, database_url: str, tmp_path: Path, clock: MovableClock,
-    world: World,
+    world: World, **overrides: Any,
 ) -> AsyncIterator[World]:
     """The bot again, on the same sandbox and database (a restart)."""
     settings = make_settings(database_url, tmp_path, admin_ids=[world.demo.admin.id],
                              ops_chat_id=world.demo.ops_group.id, membership_cache_seconds=0,
-                             telegram_private_burst=FAST_PRIVATE_BURST, **TICK)
+                             telegram_private_burst=FAST_PRIVATE_BURST,
+                             **(TICK | overrides))
     runtime = TiplineRuntime(settings, BotEndpoint(sandbox.token, sandbox.url),
                              TEST_SECRET_KEY.encode(), clock)
     try:
