@@ -22,6 +22,11 @@ from telegram.ext import ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
 from bot.context import BotData, Services, TiplineApplication, TiplineContext
+from bot.conversation.texts import stop_button
+from bot.domain.broadcast.campaigns import CampaignScheduler, parse_send_time
+from bot.domain.broadcast.engine import BroadcastEngine, BroadcastSettings
+from bot.domain.broadcast.progress import ChatProgress
+from bot.domain.broadcast.subscribers import Subscriptions
 from bot.domain.cards import CardRenderer
 from bot.domain.categories import Categories
 from bot.domain.clock import Clock, SystemClock
@@ -42,18 +47,21 @@ from bot.logs import quiet_identity_bearing_loggers
 from bot.membership import TelegramMembership
 from bot.ratelimit import TiplineRateLimiter
 from bot.settings import Settings, SettingsError
+from bot.telegram_broadcast import TelegramBroadcastTransport
 from bot.telegram_http import AiohttpRequest
 from bot.telegram_transport import TelegramTransport
 from bot.web import WebServer
 from bot.webhook import WebhookInbox
-from scheduler.jobs import schedule_housekeeping
+from scheduler.jobs import schedule_campaigns, schedule_housekeeping
 from storage import migrate
 from storage.areas import boundaries_version, load_locator
+from storage.campaigns import CampaignsStore
 from storage.db import Database
 from storage.groups import GroupStore
 from storage.intake import IntakeStore
 from storage.outbox_store import OutboxStore
 from storage.residents import ResidentStore
+from storage.subscribers import SubscriberStore
 from storage.tips import TipsStore
 from storage.triage import TriageStore
 
@@ -96,6 +104,10 @@ async def build_services(
     renderer = CardRenderer(directory, categories, settings.zone, translator.for_language("vi"))
     sealer = ChatSealer(secret_key)
     membership = TelegramMembership(bot, ttl_seconds=settings.membership_cache_seconds)
+    outbox = OutboxWorker(
+        OutboxStore(db), renderer, router, ReporterNotices(translator, sealer, directory)
+    )
+    campaigns = build_campaigns(settings, db, bot, translator, sealer, directory, outbox, clock)
     return Services(
         settings=settings,
         db=db,
@@ -108,9 +120,7 @@ async def build_services(
         locator=locator,
         intake=IntakeService(IntakeStore(db), directory, categories, sealer, router),
         tips=TipQueries(TipsStore(db)),
-        outbox=OutboxWorker(
-            OutboxStore(db), renderer, router, ReporterNotices(translator, sealer, directory)
-        ),
+        outbox=outbox,
         renderer=renderer,
         boundaries_version=version,
         triage=TriageService(
@@ -121,7 +131,37 @@ async def build_services(
         ),
         membership=membership,
         pictures=PictureJobs(),
+        subscriptions=Subscriptions(SubscriberStore(db), sealer, directory, clock),
+        campaigns=campaigns,
         clock=clock,
+    )
+
+
+def build_campaigns(
+    settings: Settings, db: Database, bot: Bot, translator: Translator, sealer: ChatSealer,
+    directory: CommuneDirectory, outbox: OutboxWorker, clock: Clock,
+) -> CampaignScheduler:
+    """The campaign scheduler and its broadcast engine (Telegram transports over ``bot``)."""
+    store = CampaignsStore(db)
+    police = translator.for_language("vi")
+    groups = TelegramTransport(bot)
+
+    def province_of(code: int) -> int | None:
+        commune = directory.commune(code)
+        return commune.province_code if commune is not None else None
+
+    engine = BroadcastEngine(
+        store, TelegramBroadcastTransport(bot), sealer,
+        lambda language: stop_button(translator.for_language(language or "vi")),
+        settings=BroadcastSettings(rate=settings.broadcast_rate,
+                                   yield_rate=settings.broadcast_yield_rate),
+        capacity=outbox, progress=ChatProgress(groups, settings.ops_chat_id, store, police),
+        clock=clock, province_of=province_of,
+    )
+    return CampaignScheduler(
+        store, engine, clock, settings.zone, police, groups=groups,
+        send_time=parse_send_time(settings.campaign_send_time),
+        grace=timedelta(minutes=settings.campaign_misfire_grace_minutes),
     )
 
 
@@ -173,6 +213,7 @@ def attach_services(application: TiplineApplication, services: Services) -> None
     application.bot_data.services = services
     handlers.register(application)
     schedule_housekeeping(application)
+    schedule_campaigns(application)
 
 
 SHUTDOWN_STEP_SECONDS = 15.0
@@ -268,6 +309,7 @@ class TiplineRuntime:
             return
         self._stopped = True
         if self.services is not None:
+            await self.services.campaigns.stop()  # what is in flight is sent and marked
             await self.services.outbox.stop()
         if self.web is not None:  # no webhook update may enter the queue once it is closing
             await self.web.stop()

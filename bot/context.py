@@ -9,6 +9,8 @@ from typing import Any
 from telegram.ext import Application, CallbackContext, ExtBot, JobQueue
 
 from bot.conversation.core import Conversation
+from bot.domain.broadcast.campaigns import CampaignScheduler
+from bot.domain.broadcast.subscribers import Subscriptions
 from bot.domain.cards import CardRenderer
 from bot.domain.categories import Categories
 from bot.domain.clock import Clock, SystemClock
@@ -50,6 +52,8 @@ class Services:
     triage: TriageService
     membership: TelegramMembership
     pictures: PictureJobs  # the bounded pool pictures are sanitised on
+    subscriptions: Subscriptions  # announcements: who opted in (sealed chats)
+    campaigns: CampaignScheduler  # yearly and custom campaigns, their broadcasts
     clock: Clock = field(default_factory=SystemClock)  # tests move it instead of sleeping
     boundaries_version: tuple[int, datetime | None] = (0, None)
 
