@@ -90,14 +90,12 @@ _CUSTOM_DONE = sa.update(_campaigns).where(
 _PROGRESS = sa.update(_runs).where(_R.id == sa.bindparam("run")).values(
     progress_chat_id=sa.bindparam("chat"), progress_message_id=sa.bindparam("msg"))
 _BUILTIN_ID = sa.select(_C.id).where(_C.key == sa.bindparam("key"))
-_RUN_ID = sa.select(_R.id).where(_R.campaign_id == sa.bindparam("cid"),
-                                 _R.year == sa.bindparam("year"))
 _COMMUNE_GROUPS = sa.select(_links.c.chat_id).where(_links.c.scope == "commune").order_by(
     _links.c.chat_id)
 _ROUND_DONE = sa.update(_job_runs).where(
-    _job_runs.c.job == sa.bindparam("job"), _job_runs.c.scope == sa.bindparam("scope"),
-    _job_runs.c.round_key == sa.bindparam("key"),
-).values(status=sa.bindparam("status"), done_at=sa.bindparam("now"))
+    _job_runs.c.job == sa.bindparam("j"), _job_runs.c.scope == sa.bindparam("sc"),
+    _job_runs.c.round_key == sa.bindparam("k"),
+).values(status=sa.bindparam("st"), done_at=sa.bindparam("t"))
 
 
 def _audience_filter(scope: str, code: int | None, province: int | None) -> Any:
@@ -131,10 +129,13 @@ class CampaignsStore:
     def __init__(self, db: Database) -> None:
         self._db = db
         insert = sqlite_insert if db.is_sqlite else postgresql_insert
+        # RETURNING tells whether the row was created (rowcount is not reliable with
+        # ON CONFLICT DO NOTHING across drivers)
         self._new_run = insert(_runs).on_conflict_do_nothing(
-            index_elements=[_R.campaign_id, _R.year])
+            index_elements=[_R.campaign_id, _R.year]).returning(_R.id)
         self._new_round = insert(_job_runs).on_conflict_do_nothing(
-            index_elements=[_job_runs.c.job, _job_runs.c.scope, _job_runs.c.round_key])
+            index_elements=[_job_runs.c.job, _job_runs.c.scope, _job_runs.c.round_key]
+        ).returning(_job_runs.c.id)
 
     # --- reading ------------------------------------------------------------------------
 
@@ -284,13 +285,12 @@ class CampaignsStore:
             created = (await conn.execute(self._new_run, {
                 "campaign_id": campaign_id, "year": year, "status": "running", "cursor": 0,
                 "audience": 0, "started_at": now,
-            })).rowcount
-            if not created:
+            })).scalar()
+            if created is None:
                 return None
             await conn.execute(sa.update(_campaigns).where(
                 _C.id == campaign_id, _C.kind == "custom").values(status="running"))
-            return int((await conn.execute(_RUN_ID, {"cid": campaign_id, "year": year})
-                        ).scalar_one())
+            return int(created)
 
     async def set_status(
         self, campaign_id: int, status: str, *, only_from: Sequence[str] = ()
@@ -312,14 +312,14 @@ class CampaignsStore:
 
     async def claim_round(self, job: str, scope: str, round_key: str, now: datetime) -> bool:
         async with self._db.transaction() as session:
-            return bool((await (await session.connection()).execute(self._new_round, {
+            return (await (await session.connection()).execute(self._new_round, {
                 "job": job, "scope": scope, "round_key": round_key, "status": "pending",
                 "created_at": now,
-            })).rowcount)
+            })).scalar() is not None
 
     async def round_done(
         self, job: str, scope: str, round_key: str, status: str, now: datetime
     ) -> None:
         async with self._db.transaction() as session:
             await (await session.connection()).execute(_ROUND_DONE, {
-                "job": job, "scope": scope, "key": round_key, "status": status, "now": now})
+                "j": job, "sc": scope, "k": round_key, "st": status, "t": now})

@@ -30,8 +30,8 @@ from bot.conversation.model import (
     flat,
 )
 from bot.conversation.numbered import NumberedMenu, render
-from bot.domain.cards import CardRenderer
 from bot.domain.broadcast.subscribers import Subscriptions
+from bot.domain.cards import CardRenderer
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory, in_sentence
 from bot.domain.geo import CommuneLocator
