@@ -95,7 +95,7 @@ class Settings(BaseSettings):
                     "its time (never past its day); later, not at all.",
     )
     broadcast_rate: float = Field(
-        default=29.5, gt=0, le=30, description="Announcements per second (Telegram: 30)."
+        default=30.0, gt=0, le=30, description="Announcements per second (Telegram: 30)."
     )
     broadcast_yield_rate: float = Field(
         default=20.0, gt=0, le=30,

@@ -8,7 +8,8 @@ Telegram's limits, resumable, without duplicates beyond the in-flight window.
   Memory holds one page, the queue to the senders and the unflushed outcomes, whatever the
   audience.
 - **Pacing.** ``Pacer`` (bot/domain/outbox/policy.py) spaces sends at ``rate`` per second
-  overall (29.5 by default, under Telegram's 30) and ``per_chat_seconds`` per chat. While the
+  overall (30 by default) and ``per_chat_seconds`` per chat, and ``ArrivalWindow`` keeps
+  any 1 s as Telegram counts it at ``int(rate)`` whatever the jitter on the way. While the
   outbox is sending (``Capacity.busy()``: tip cards, police notices, digests) the rate drops
   to ``yield_rate``: the slots are handed out at most ``senders`` ahead, so the outbox gets
   its share back within about half a second.
@@ -21,7 +22,7 @@ Telegram's limits, resumable, without duplicates beyond the in-flight window.
   cursor. A row Telegram accepted but whose mark had not been committed is sent again:
   duplicates are bounded by the in-flight window, at most ``senders`` sends being attempted
   plus the outcomes not yet flushed (``flush_size``, and in practice ``rate × flush_seconds``
-  ≈ 15): **≤ senders + flush_size** (16 + 100 by default; ≈ 31 at 29.5/s with a 0.5 s flush).
+  ≈ 15): **≤ senders + flush_size** (16 + 100 by default; ≈ 31 at 30/s with a 0.5 s flush).
   Nothing is lost: a row is pending until marked.
 - **Pause / cancel.** The run's status is read every ``status_seconds`` (the CLI and the
   admins' chat change it in the database): the senders stop taking rows (those stay
@@ -34,6 +35,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -61,7 +63,7 @@ log = logging.getLogger("bot.domain.broadcast")
 
 @dataclass(frozen=True, slots=True)
 class BroadcastSettings:
-    rate: float = 29.5  # messages/s overall while the outbox is idle (Telegram: 30)
+    rate: float = 30.0  # messages/s overall while the outbox is idle (Telegram: 30)
     yield_rate: float = 20.0  # while the outbox is sending: the rest is the outbox's
     per_chat_seconds: float = 1.0
     page_size: int = 200
@@ -77,6 +79,47 @@ class BroadcastSettings:
     def duplicate_bound(self) -> int:
         """At most this many messages go out twice after a crash (see the module)."""
         return self.senders + self.flush_size
+
+
+class ArrivalWindow:
+    """At most ``limit`` sends in any ``window`` seconds *as the server counts them*: a send
+    starts only once the send ``limit`` places before it has been answered ``window``
+    seconds ago. The server received that one before its answer, and receives this one
+    after it starts, so jitter on the way (a loaded machine, the network) can bunch
+    arrivals but never past the limit. Costs one round trip per ``limit`` sends (30/s
+    becomes ~29.8/s at 5 ms)."""
+
+    def __init__(self, limit: int, window: float = 1.0) -> None:
+        self._limit = max(limit, 1)
+        self._window = window
+        self._slots: deque[_Slot] = deque()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> _Slot:
+        async with self._lock:
+            while len(self._slots) >= self._limit:
+                oldest = self._slots[0]
+                await oldest.answered.wait()
+                wait = oldest.answered_at + self._window - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self._slots.popleft()
+            slot = _Slot()
+            self._slots.append(slot)
+            return slot
+
+
+class _Slot:
+    __slots__ = ("answered", "answered_at")
+
+    def __init__(self) -> None:
+        self.answered = asyncio.Event()
+        self.answered_at = 0.0
+
+    def release(self) -> None:
+        if not self.answered.is_set():
+            self.answered_at = time.monotonic()
+            self.answered.set()
 
 
 class Capacity(Protocol):
@@ -142,6 +185,7 @@ class _Drive:
         self.stop = asyncio.Event()
         self.queue: asyncio.Queue[Recipient | None] = asyncio.Queue(maxsize=2 * self.s.senders)
         self.pacer = Pacer(self.s.rate, self.s.per_chat_seconds)
+        self.window = ArrivalWindow(max(int(self.s.rate), 1))
         self.hold_until = 0.0
         self.photo: bytes | str | None = None
         self.outcomes: list[Outcome] = []
@@ -251,10 +295,12 @@ class _Drive:
             if self.stop.is_set():
                 return None
             attempts += 1
+            slot = await self.window.acquire()
             try:
                 file_id = await self.e._transport.send_announcement(
                     address, text, photo=self.photo, button=button)
             except RetryLater as error:
+                slot.release()
                 if error.seconds is not None:  # 429: everybody waits, the same one again
                     self.e.stats.too_many += 1
                     self.hold_until = max(self.hold_until, time.monotonic() + error.seconds)
@@ -267,11 +313,17 @@ class _Drive:
                 await self._sleep(policy.retry_delay(attempts))
                 continue
             except ChatGone as error:
+                slot.release()
                 return Outcome(recipient.delivery_id, recipient.subscriber_id, "inactive",
                                attempts, str(error)[:120])
             except Undeliverable as error:
+                slot.release()
                 return Outcome(recipient.delivery_id, recipient.subscriber_id, "failed",
                                attempts, str(error)[:120])
+            except BaseException:
+                slot.release()
+                raise
+            slot.release()
             if file_id and isinstance(self.photo, bytes):
                 self.photo = file_id
                 await self.e._store.set_photo_file_id(self.campaign.id, file_id)
