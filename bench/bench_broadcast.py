@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[1]
-SECRET = "bench-secret-key-0123456789-abcdefghijklmnop"
+SECRET = "bench-secret-key-0123456789-abcdefghijklmnop"  # noqa: S105 - a bench key
 FIRST_ID = 9_000_000_000
 
 
@@ -170,9 +170,9 @@ def python(*args: str) -> list[str]:
 
 
 def start_sandbox(users: int, limits: bool) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(python("--serve", str(users), *([] if limits else ["--no-limits"])),
-                               stdout=subprocess.PIPE, text=True, env=os.environ | {
-                                   "PYTHONPATH": str(ROOT)})
+    command = python("--serve", str(users), *([] if limits else ["--no-limits"]))
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,  # noqa: S603
+                               env=os.environ | {"PYTHONPATH": str(ROOT)})
     assert process.stdout is not None
     url = process.stdout.readline().strip()
     if not url.startswith("http"):
@@ -217,7 +217,7 @@ def run_worker(db_url: str, api: str, run_id: int, *, rate: float, ptb_limiter: 
     args = ["--work", db_url, api, str(run_id), str(rate), str(seconds)]
     if not ptb_limiter:
         args.append("--no-ptb-limiter")
-    process = subprocess.Popen(python(*args), stdout=subprocess.PIPE, text=True,
+    process = subprocess.Popen(python(*args), stdout=subprocess.PIPE, text=True,  # noqa: S603
                                env=os.environ | {"PYTHONPATH": str(ROOT)})
     if kill_after is not None:
         time.sleep(kill_after)

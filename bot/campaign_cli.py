@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
+from bot.domain.broadcast.campaigns import control
+from bot.domain.broadcast.images import clean_announcement_photo
 from bot.domain.broadcast.progress import format_eta, progress_bar
 from bot.domain.broadcast.records import RunCounts, RunRecord
 from bot.domain.clock import SystemClock
@@ -32,7 +31,6 @@ from storage.db import Database
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
-MAX_PHOTO_SIDE = 2560
 
 
 class CliError(Exception):
@@ -97,16 +95,10 @@ def parse_scope(text: str, directory: CommuneDirectory) -> tuple[str, int | None
 
 
 def clean_photo(data: bytes) -> bytes:
-    """Rebuilt from pixels (no metadata), at most 2560 px on the long side, JPEG."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            picture = image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as error:
-        raise CliError(f"The photo cannot be read as an image ({error}).") from None
-    picture.thumbnail((MAX_PHOTO_SIDE, MAX_PHOTO_SIDE))
-    out = io.BytesIO()
-    picture.save(out, "JPEG", quality=85)
-    return out.getvalue()
+        return clean_announcement_photo(data)
+    except ValueError as error:
+        raise CliError(f"The photo cannot be used: {error}.") from None
 
 
 async def add(store: CampaignsStore, settings: Settings, args: argparse.Namespace) -> int:
@@ -203,23 +195,7 @@ async def change(store: CampaignsStore, campaign_id: int, command: str) -> str:
     campaign = await store.campaign(campaign_id)
     if campaign is None:
         raise CliError(f"No campaign has id {campaign_id}.")
-    run = await store.latest_run(campaign_id)
-    if command == "pause":
-        changed = await store.set_status(campaign_id, "paused", only_from=["scheduled"])
-        if run is not None:
-            changed = await store.set_run_status(run.id, "paused", only_from=["running"]) \
-                or changed
-    elif command == "resume":
-        changed = await store.set_status(campaign_id, "scheduled", only_from=["paused"])
-        if run is not None:
-            changed = await store.set_run_status(run.id, "running", only_from=["paused"]) \
-                or changed
-    else:
-        changed = await store.set_status(
-            campaign_id, "cancelled", only_from=["draft", "scheduled", "paused", "running"])
-        if run is not None:
-            changed = await store.set_run_status(
-                run.id, "cancelled", only_from=["running", "paused"]) or changed
+    changed = await control(store, campaign_id, command)
     done = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}[command]
     if not changed:
         return f"Campaign {campaign_id} was not changed (it is not in a state to be {done})."

@@ -151,7 +151,7 @@ async def test_command_menus_are_set_per_language_and_audience(world: World) -> 
     assert vi[5]["description"] == "Những việc bạn có thể làm"
     assert en[5]["description"] == "What you can do here"
     assert [c["command"] for c in groups] == [
-        "queue", "tip", "help", "where", "find", "link", "unlink", "ban"
+        "queue", "tip", "help", "where", "find", "link", "unlink", "ban", "campaign"
     ]
 
 

@@ -185,3 +185,35 @@ class CampaignScheduler:
                             extra={"chat_id": chat_id, "error_type": type(error).__name__})
             await self.store.round_done(HEADS_UP_JOB, scope, round_key, status,
                                         self._clock.now())
+
+
+COMMANDS = ("confirm", "pause", "resume", "cancel")
+
+
+async def control(store: CampaignStore, campaign_id: int, command: str) -> bool:
+    """``confirm`` a draft (it is then due at its time), ``pause`` / ``resume`` / ``cancel``
+    a campaign and its latest run; False if nothing was in a state to change. Used by the
+    CLI and the admins' chat; the running bot's tick and engines read the new state."""
+    run = await store.latest_run(campaign_id)
+    if command == "confirm":
+        return await store.set_status(campaign_id, "scheduled", only_from=["draft"])
+    if command == "pause":
+        changed = await store.set_status(campaign_id, "paused", only_from=["scheduled"])
+        if run is not None:
+            changed = await store.set_run_status(run.id, "paused", only_from=["running"]) \
+                or changed
+        return changed
+    if command == "resume":
+        changed = await store.set_status(campaign_id, "scheduled", only_from=["paused"])
+        if run is not None:
+            changed = await store.set_run_status(run.id, "running", only_from=["paused"]) \
+                or changed
+        return changed
+    if command == "cancel":
+        changed = await store.set_status(
+            campaign_id, "cancelled", only_from=["draft", "scheduled", "paused", "running"])
+        if run is not None:
+            changed = await store.set_run_status(
+                run.id, "cancelled", only_from=["running", "paused"]) or changed
+        return changed
+    raise ValueError(f"unknown campaign command {command!r}")

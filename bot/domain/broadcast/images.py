@@ -11,11 +11,13 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from bot.domain.posters import unsupported_characters
 
 WIDTH, HEIGHT = 1280, 720
+MAX_PHOTO_SIDE = 2560
+MAX_PHOTO_PIXELS = 64 * 1024 * 1024  # as for residents' pictures (a "tiny PNG" bomb)
 _BOLD = "DejaVuSans-Bold-subset.ttf"
 
 
@@ -80,4 +82,20 @@ def render_campaign_image(design: dict[str, Any]) -> bytes:
     draw.rectangle([(600, y + 20), (1180, y + 28)], fill=accent)
     out = io.BytesIO()
     image.save(out, "JPEG", quality=88, optimize=True)
+    return out.getvalue()
+
+
+def clean_announcement_photo(data: bytes) -> bytes:
+    """A custom campaign's photo rebuilt from pixels (no metadata), at most 2560 px on the
+    long side, JPEG q85. ValueError if it is not a picture (or a decompression bomb)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > MAX_PHOTO_PIXELS:
+                raise ValueError("the picture is too large")
+            picture = image.convert("RGB")
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+        raise ValueError(f"not a readable picture ({error})") from None
+    picture.thumbnail((MAX_PHOTO_SIDE, MAX_PHOTO_SIDE))
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=85)
     return out.getvalue()
