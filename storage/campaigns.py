@@ -47,7 +47,8 @@ _RUNS_TO_DRIVE = sa.select(*_RUN_COLUMNS).where(_R.status == "running").order_by
 _LATEST_RUN = sa.select(*_RUN_COLUMNS).where(
     _R.campaign_id == sa.bindparam("cid")).order_by(_R.year.desc(), _R.id.desc()).limit(1)
 _PENDING = (
-    sa.select(_D.id, _D.subscriber_id, _S.sealed_chat, _residents.c.language)
+    sa.select(_D.id, _D.subscriber_id, _S.sealed_chat,
+              sa.func.coalesce(_residents.c.language, _S.language).label("language"))
     .select_from(_deliveries.join(_subscribers, _S.id == _D.subscriber_id).outerjoin(
         _residents, _residents.c.pseudonym == _S.pseudonym))
     .where(_D.run_id == sa.bindparam("run"), _D.status == "pending",

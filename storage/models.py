@@ -293,6 +293,7 @@ class Subscriber(SQLModel, table=True):
     pseudonym: str = Field(max_length=64, unique=True, index=True)
     sealed_chat: str = Field(sa_type=sa.Text)
     scope: str = Field(max_length=16)  # commune | province | all
+    language: str | None = Field(default=None, max_length=8)  # at opt-in (a later choice wins)
     commune_code: int | None = None
     province_code: int | None = None
     active: bool = Field(default=True, index=True)

@@ -36,7 +36,7 @@ class SubscriberStore:
         self._upsert = statement.on_conflict_do_update(
             index_elements=[_S.pseudonym],
             set_={name: statement.excluded[name] for name in (
-                "sealed_chat", "scope", "commune_code", "province_code", "active",
+                "sealed_chat", "scope", "language", "commune_code", "province_code", "active",
                 "subscribed_at", "deactivated_at", "inactive_reason")},
         )
         flag = insert(_residents)
@@ -47,12 +47,13 @@ class SubscriberStore:
 
     async def subscribe(
         self, pseudonym: str, sealed_chat: str, scope: str, commune_code: int | None,
-        province_code: int | None, now: datetime,
+        province_code: int | None, now: datetime, language: str | None = None,
     ) -> None:
         async with self._db.transaction() as session:
             conn = await session.connection()
             await conn.execute(self._upsert, {
                 "pseudonym": pseudonym, "sealed_chat": sealed_chat, "scope": scope,
+                "language": language,
                 "commune_code": commune_code, "province_code": province_code, "active": True,
                 "subscribed_at": now, "deactivated_at": None, "inactive_reason": None,
             })

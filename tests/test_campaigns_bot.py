@@ -12,9 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from bot.domain.broadcast.records import Outcome
 from bot.domain.sealing import ReplyAddress
 from bot.sandbox import BotApiSandbox, SandboxUser
-from storage.tables import campaign_deliveries, campaign_runs, subscribers
+from storage.tables import campaign_deliveries, campaign_runs, residents, subscribers
 from tests.conftest import MovableClock, World, running_world
 
 ICT = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -199,3 +200,101 @@ async def test_stop_words_opt_out(world: World, word: str) -> None:
     assert await active(world, dung) is True
     [answer] = await world.exchange(dung, "/unsubscribe")
     assert await active(world, dung) is False
+
+
+async def test_subscribe_offers_the_last_commune_first_and_seals_the_chat(world: World) -> None:
+    dung, emma = world.demo.residents
+    services = world.services
+    pseudonym = services.pseudonyms.resident("tg", dung.id)
+    async with services.db.transaction() as session:
+        await (await session.connection()).execute(sa.insert(residents).values(
+            pseudonym=pseudonym, last_commune_code=2998, subscribed=False,
+            created_at=datetime.now(UTC), updated_at=datetime.now(UTC)))
+    [offer] = await world.exchange(dung, "/subscribe")
+    rows = offer["reply_markup"]["inline_keyboard"]
+    assert [b["callback_data"] for row in rows for b in row] == [
+        "m:sub:c:2998", "m:sub:p:15", "m:sub:all"]
+    assert rows[0][0]["text"] == "📍 Xã Phúc Khánh (khuyên dùng)"
+    before = len(world.sandbox.bot_messages(dung.id))
+    await world.press(dung, offer, "m:sub:c:2998")
+    await world.sandbox.wait_for_bot_messages(dung.id, before + 1)
+    async with services.db.engine.connect() as conn:
+        row = (await conn.execute(sa.select(subscribers).where(
+            subscribers.c.pseudonym == pseudonym))).one()
+    assert (row.scope, row.commune_code, row.province_code, row.active) == (
+        "commune", 2998, 15, True)
+    assert str(dung.id) not in row.sealed_chat  # sealed, never in the clear
+    [answered] = [m for m in world.sandbox.bot_messages(dung.id)
+                  if m["message_id"] == offer["message_id"]]
+    assert "reply_markup" not in answered  # its choices went with the answer
+    # from the menu ("Nhận thông báo"), the same offer
+    [menu] = await world.exchange(emma, "xin chào")
+    assert "m:sub" in [b["callback_data"] for row in menu["reply_markup"]["inline_keyboard"]
+                       for b in row]
+    before = len(world.sandbox.bot_messages(emma.id))
+    await world.press(emma, menu, "m:sub")
+    [again] = (await world.sandbox.wait_for_bot_messages(emma.id, before + 1))[before:]
+    assert [b["callback_data"] for row in again["reply_markup"]["inline_keyboard"]
+            for b in row] == ["m:sub:all"]
+
+
+async def test_a_run_resumes_after_a_crash_without_resending_what_was_marked(
+    sandbox: BotApiSandbox, database_url: str, tmp_path: Path,
+) -> None:
+    """The state a kill -9 leaves: delivery rows written, two marked sent, three pending
+    (never answered). The next start's tick drives the run: only the three are sent."""
+    clock = MovableClock(ict(2026, 12, 2, 10, 0))
+    async with running_world(sandbox, database_url, tmp_path, clock=clock) as world:
+        services = world.services
+        users = []
+        for number in range(5):
+            user = sandbox.create_user(f"K{number}", user_id=7500000000 + number)
+            sandbox.world.private_state(user)
+            users.append(user)
+            await services.subscriptions.subscribe(
+                services.pseudonyms.resident("tg", user.id), ReplyAddress("tg", str(user.id)),
+                "all")
+        store = services.campaigns.store
+        campaign_id = await store.add_custom(
+            title="K", text="Thông báo sau sự cố.", photo=None, scope="all", scope_code=None,
+            send_at=clock.now(), status="running", created_by=None, now=clock.now())
+        run_id = await store.start_run(campaign_id, 2026, clock.now())
+        assert run_id is not None
+        assert await store.extend(run_id, "all", None, None, 10) == 5
+        [first, second, *_rest] = await store.pending(run_id, 0, 10)
+        await store.mark([Outcome(first.delivery_id, first.subscriber_id, "sent", 1),
+                          Outcome(second.delivery_id, second.subscriber_id, "sent", 1)],
+                         clock.now())
+        await tick(world)
+        assert [len(sandbox.bot_messages(u.id)) for u in users] == [0, 0, 1, 1, 1]
+        counts = await store.counts(run_id)
+        assert (counts.sent, counts.pending, counts.remaining) == (5, 0, 0)
+
+
+async def test_errors_chat_not_found_502_and_429(
+    sandbox: BotApiSandbox, database_url: str, tmp_path: Path,
+) -> None:
+    clock = MovableClock(ict(2026, 12, 2, 10, 0))
+    async with running_world(sandbox, database_url, tmp_path, clock=clock) as world:
+        services = world.services
+        dung, emma = world.demo.residents
+        await subscribe_all(world, dung)
+        await subscribe_all(world, emma)
+        gone = 7599999999  # no such chat: 400 "chat not found"
+        await services.subscriptions.subscribe(
+            services.pseudonyms.resident("tg", gone), ReplyAddress("tg", str(gone)), "all")
+        sandbox.inject_errors("sendPhoto", [(502, "Bad Gateway")], chat_id=dung.id)
+        sandbox.inject_errors("sendPhoto", [(429, "Too Many Requests: retry after 1", 1)],
+                              chat_id=emma.id)
+        clock.set(ict(2027, 6, 26, 8, 0))
+        assert len(await tick(world)) == 1
+        [to_dung] = photos(world, dung)
+        [to_emma] = photos(world, emma)
+        assert to_dung["caption"].startswith("🚫 Ngày 26/6")
+        assert to_emma["caption"].startswith("🚫 26 June")  # her app speaks English
+        assert [[b["text"] for b in row] for row in to_emma["reply_markup"][
+            "inline_keyboard"]] == [["🔕 Stop these announcements"]]
+        async with services.db.engine.connect() as conn:
+            state = (await conn.execute(sa.select(subscribers.c.active).where(
+                subscribers.c.pseudonym == services.pseudonyms.resident("tg", gone)))).scalar()
+        assert state is False

@@ -245,7 +245,7 @@ class Conversation:
         if data.startswith("d:"):
             await self._draft_choice(who, event, chat)
         elif data.startswith("m:"):
-            await self._menu(who, data, chat)
+            await self._menu(who, data, chat, event.message)
         elif data.startswith(texts.LANGUAGE_PREFIX):
             await self._language_chosen(who, event, chat)
         else:  # forged, or from an older version
@@ -615,27 +615,32 @@ class Conversation:
         code = await self._s.subscriptions.last_commune(who.pseudonym)
         commune = self._s.directory.commune(code) if code is not None else None
         province = self._s.directory.province(commune.province_code) if commune else None
-        await self._prompt(who, chat, texts.subscription_choices(commune, province, _))
+        # not a prompt of the draft's: a draft in progress keeps its live choices
+        await chat.send(texts.subscription_choices(commune, province, _))
 
-    async def _subscription_chosen(self, who: Resident, data: str, chat: Chat) -> None:
-        _ = await self._texts(who)
+    async def _subscription_chosen(
+        self, who: Resident, data: str, chat: Chat, pressed: MessageRef
+    ) -> None:
+        language = await self._language(who)  # announcements come in it
+        _ = self._s.translator.for_language(language)
         parts = data.split(":")
         try:
             match parts:
                 case ["m", "sub", "all"]:
-                    await self._s.subscriptions.subscribe(who.pseudonym, who.address, "all")
+                    await self._s.subscriptions.subscribe(
+                        who.pseudonym, who.address, "all", language=language)
                 case ["m", "sub", "c" | "p" as kind, code] if (
                     code.isascii() and code.isdigit() and len(code) <= 9
                 ):
                     await self._s.subscriptions.subscribe(
                         who.pseudonym, who.address,
-                        "commune" if kind == "c" else "province", int(code))
+                        "commune" if kind == "c" else "province", int(code), language=language)
                 case _:
                     raise SubscriptionError("bad button")
         except SubscriptionError:
             await chat.send(Say(_("This button is no longer valid.")))
             return
-        await self._close_live(who.pseudonym)
+        await _edit_quietly(chat, Edit(pressed))  # answered: its choices go
         await chat.send(Say(_(
             "You will receive security announcements from the police (for example on 19/8 "
             "and 26/6). Send /unsubscribe to stop."
@@ -646,7 +651,7 @@ class Conversation:
         await self._s.subscriptions.unsubscribe(who.pseudonym)
         await chat.send(Say(_("You will no longer receive announcements.")))
 
-    async def _menu(self, who: Resident, data: str, chat: Chat) -> None:
+    async def _menu(self, who: Resident, data: str, chat: Chat, pressed: MessageRef) -> None:
         await chat.acknowledge()
         if data == texts.MENU_NEW:
             await self.begin(who, chat)
@@ -658,7 +663,7 @@ class Conversation:
         elif data == texts.MENU_SUBSCRIBE:
             await self._offer_subscription(who, chat)
         elif data.startswith(texts.MENU_SUBSCRIBE + ":"):
-            await self._subscription_chosen(who, data, chat)
+            await self._subscription_chosen(who, data, chat, pressed)
         elif data == texts.MENU_UNSUBSCRIBE:
             await self._unsubscribe(who, chat)
         elif data == texts.MENU_LANGUAGE:

@@ -32,7 +32,7 @@ class Subscription:
 class SubscriberStorage(Protocol):  # storage/subscribers.py
     async def subscribe(
         self, pseudonym: str, sealed_chat: str, scope: str, commune_code: int | None,
-        province_code: int | None, now: datetime,
+        province_code: int | None, now: datetime, language: str | None = None,
     ) -> None: ...
     async def unsubscribe(self, pseudonym: str, now: datetime) -> bool: ...
     async def subscription(self, pseudonym: str) -> Subscription | None: ...
@@ -54,7 +54,8 @@ class Subscriptions:
         self._clock: Clock = clock or SystemClock()
 
     async def subscribe(
-        self, pseudonym: str, address: ReplyAddress, scope: Scope, code: int | None = None
+        self, pseudonym: str, address: ReplyAddress, scope: Scope, code: int | None = None,
+        *, language: str | None = None,
     ) -> Subscription:
         """Opt in (again): ``code`` is the commune's code for ``commune``, the province's for
         ``province``, None for ``all``. Re-activates an inactive subscriber."""
@@ -72,7 +73,7 @@ class Subscriptions:
         elif scope != "all":
             raise SubscriptionError("unknown scope")
         await self._store.subscribe(pseudonym, self._sealer.seal(address), scope,
-                                    commune_code, province_code, self._clock.now())
+                                    commune_code, province_code, self._clock.now(), language)
         return Subscription(scope, commune_code, province_code, True)
 
     async def unsubscribe(self, pseudonym: str) -> bool:

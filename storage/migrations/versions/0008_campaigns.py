@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("pseudonym", sa.String(length=64), nullable=False),
         sa.Column("sealed_chat", sa.Text(), nullable=False),
         sa.Column("scope", sa.String(length=16), nullable=False),
+        sa.Column("language", sa.String(length=8), nullable=True),
         sa.Column("commune_code", sa.Integer(), nullable=True),
         sa.Column("province_code", sa.Integer(), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
