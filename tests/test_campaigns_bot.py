@@ -298,3 +298,10 @@ async def test_errors_chat_not_found_502_and_429(
             state = (await conn.execute(sa.select(subscribers.c.active).where(
                 subscribers.c.pseudonym == services.pseudonyms.resident("tg", gone)))).scalar()
         assert state is False
+
+
+async def test_the_tick_runs_every_minute_on_the_job_queue(world: World) -> None:
+    application = world.runtime.application
+    assert application is not None and application.job_queue is not None
+    [job] = application.job_queue.get_jobs_by_name("campaign_tick")
+    assert job.trigger.interval.total_seconds() == 60  # type: ignore[attr-defined]
