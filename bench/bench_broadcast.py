@@ -1,6 +1,6 @@
 """The broadcast engine against the Bot API sandbox with its rate limits on (issue 11).
 
-Three runs, each with its own sandbox process (a ``BotApiSandbox`` holding N generated
+Four runs, each with its own sandbox process (a ``BotApiSandbox`` holding N generated
 people, each with a private chat with the bot) and the engine in a worker process (the
 bot's PTB ``Bot`` with its rate limiter, as ``bot.app`` builds it, SQLite):
 
@@ -11,7 +11,9 @@ bot's PTB ``Bot`` with its rate limiter, as ``bot.app`` builds it, SQLite):
    the run: duplicates and lost counted the same way, against the documented bound;
 3. RSS of the worker while broadcasting to ``--rss-users`` (100,000): the sandbox without
    rate limits and the engine at ``--rss-rate`` msg/s (PTB's limiter off), peak VmHWM of
-   the worker, sampled for ``--rss-seconds`` (the whole run if 0).
+   the worker, sampled for ``--rss-seconds`` (the whole run if 0);
+4. yielding: the outbox stands busy from 15 s to 30 s into a run of 1,500: the rate per
+   second the sandbox counted shows the drop to ``yield_rate`` (20/s) and back.
 
     PYTHONPATH=$PWD .venv/bin/python bench/bench_broadcast.py [--users 20000] [--kill-users 3000]
 """
@@ -79,6 +81,9 @@ async def serve_sandbox(users: int, limits: bool) -> None:
             "lost": sum(1 for c in counts if c == 0), "too_many": refused[0],
             "seconds": (accepted[-1] - accepted[0]) if len(accepted) > 1 else 0.0,
             "accepted": len(accepted), "max_in_1s": best,
+            "per_second": [sum(1 for t in accepted if int(t - accepted[0]) == second)
+                           for second in range(int(accepted[-1] - accepted[0]) + 1)]
+            if accepted and request.query.get("histogram") else None,
         })
 
     app = sandbox.make_app()
@@ -106,8 +111,20 @@ def rss_kib(field: str = "VmRSS") -> int:
     return 0
 
 
+class BusyWindow:
+    """Stands for the outbox: busy (tip cards being sent) from ``start`` to ``end`` seconds
+    after the worker started (``OutboxWorker.busy`` in the bot)."""
+
+    def __init__(self, start: float, end: float) -> None:
+        self._t0 = time.monotonic()
+        self._start, self._end = start, end
+
+    def busy(self) -> bool:
+        return self._start <= time.monotonic() - self._t0 < self._end
+
+
 async def work(db_url: str, api: str, run_id: int, rate: float, ptb_limiter: bool,
-               seconds: float) -> None:
+               seconds: float, busy: tuple[float, float] | None = None) -> None:
     from telegram import Bot
 
     from bot.app import BotEndpoint, build_application
@@ -135,7 +152,8 @@ async def work(db_url: str, api: str, run_id: int, rate: float, ptb_limiter: boo
     engine = BroadcastEngine(
         CampaignsStore(db), TelegramBroadcastTransport(bot), ChatSealer(SECRET.encode()),
         lambda language: stop_button(translator.for_language(language or "vi")),
-        settings=BroadcastSettings(rate=rate, yield_rate=rate),
+        settings=BroadcastSettings(rate=rate, yield_rate=20.0 if busy else rate),
+        capacity=BusyWindow(*busy) if busy else None,
     )
     peak = [rss_kib()]
 
@@ -213,8 +231,11 @@ async def seed(db_url: str, users: int) -> int:
 
 
 def run_worker(db_url: str, api: str, run_id: int, *, rate: float, ptb_limiter: bool = True,
-               seconds: float = 0, kill_after: float | None = None) -> dict[str, Any] | None:
+               seconds: float = 0, kill_after: float | None = None,
+               busy: tuple[float, float] | None = None) -> dict[str, Any] | None:
     args = ["--work", db_url, api, str(run_id), str(rate), str(seconds)]
+    if busy:
+        args += ["--busy", f"{busy[0]},{busy[1]}"]
     if not ptb_limiter:
         args.append("--no-ptb-limiter")
     process = subprocess.Popen(python(*args), stdout=subprocess.PIPE, text=True,  # noqa: S603
@@ -229,15 +250,17 @@ def run_worker(db_url: str, api: str, run_id: int, *, rate: float, ptb_limiter: 
     return json.loads(lines[-1]) if lines else None
 
 
-def stats(url: str) -> dict[str, Any]:
+def stats(url: str, histogram: bool = False) -> dict[str, Any]:
     import urllib.request
 
-    with urllib.request.urlopen(f"{url}/bench/stats", timeout=600) as answer:  # noqa: S310
+    query = "?histogram=1" if histogram else ""
+    with urllib.request.urlopen(f"{url}/bench/stats{query}", timeout=600) as answer:  # noqa: S310
         return dict(json.loads(answer.read()))
 
 
 def scenario(name: str, users: int, *, limits: bool, rate: float, kill_after: float | None = None,
-             ptb_limiter: bool = True, seconds: float = 0) -> dict[str, Any]:
+             ptb_limiter: bool = True, seconds: float = 0,
+             busy: tuple[float, float] | None = None) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="bench-broadcast-"))
     db_url = f"sqlite+aiosqlite:///{folder / 'bench.db'}"
     sandbox, url = start_sandbox(users, limits)
@@ -249,9 +272,9 @@ def scenario(name: str, users: int, *, limits: bool, rate: float, kill_after: fl
             result["killed_after_s"] = kill_after
             result["after_kill"] = stats(url)["messages"]
         worker = run_worker(db_url, url, run_id, rate=rate, ptb_limiter=ptb_limiter,
-                            seconds=seconds)
+                            seconds=seconds, busy=busy)
         result["worker"] = worker
-        result["sandbox"] = stats(url)
+        result["sandbox"] = stats(url, histogram=busy is not None)
         return result
     finally:
         sandbox.send_signal(signal.SIGKILL)
@@ -271,15 +294,17 @@ def main() -> None:
     parser.add_argument("--rss-rate", type=float, default=400.0)
     parser.add_argument("--rss-seconds", type=float, default=0.0)
     parser.add_argument("--rate", type=float, default=30.0)
-    parser.add_argument("--only", choices=["rate", "kill", "rss"])
+    parser.add_argument("--busy")
+    parser.add_argument("--only", choices=["rate", "kill", "rss", "yield"])
     args = parser.parse_args()
     if args.serve is not None:
         asyncio.run(serve_sandbox(args.serve, not args.no_limits))
         return
     if args.work is not None:
         db_url, api, run_id, rate, seconds = args.work
+        busy = tuple(float(v) for v in args.busy.split(",")) if args.busy else None
         asyncio.run(work(db_url, api, int(run_id), float(rate), not args.no_ptb_limiter,
-                         float(seconds)))
+                         float(seconds), busy))  # type: ignore[arg-type]
         return
     print(f"load average before: {os.getloadavg()}", flush=True)
     if args.only in (None, "rate"):
@@ -290,6 +315,9 @@ def main() -> None:
     if args.only in (None, "rss"):
         print(json.dumps(scenario("rss", args.rss_users, limits=False, rate=args.rss_rate,
                                   ptb_limiter=False, seconds=args.rss_seconds)), flush=True)
+    if args.only in (None, "yield"):  # the outbox "busy" from 15 s to 30 s into the run
+        print(json.dumps(scenario("yield", 1_500, limits=True, rate=args.rate,
+                                  busy=(15.0, 30.0))), flush=True)
     print(f"load average after: {os.getloadavg()}", flush=True)
 
 
