@@ -10,7 +10,8 @@ bot's PTB ``Bot`` with its rate limiter, as ``bot.app`` builds it, SQLite):
 2. a kill -9 of the worker mid-run (after ``--kill-after`` s), then a restart that resumes
    the run: duplicates and lost counted the same way, against the documented bound;
 3. RSS of the worker while broadcasting to ``--rss-users`` (100,000): the sandbox without
-   rate limits and the engine at ``--rss-rate`` msg/s (PTB's limiter off), peak VmHWM of
+   rate limits and the engine at ``--rss-rate`` msg/s (the bot's rate limiter with its
+   per-chat windows, its overall 30/s off, so that it takes minutes), peak VmHWM of
    the worker, sampled for ``--rss-seconds`` (the whole run if 0);
 4. yielding: the outbox stands busy from 15 s to 30 s into a run of 1,500: the rate per
    second the sandbox counted shows the drop to ``yield_rate`` (20/s) and back.
@@ -126,12 +127,14 @@ class BusyWindow:
 async def work(db_url: str, api: str, run_id: int, rate: float, ptb_limiter: bool,
                seconds: float, busy: tuple[float, float] | None = None) -> None:
     from telegram import Bot
+    from telegram.ext import ExtBot
 
     from bot.app import BotEndpoint, build_application
     from bot.conversation.texts import stop_button
     from bot.domain.broadcast.engine import BroadcastEngine, BroadcastSettings
     from bot.domain.sealing import ChatSealer
     from bot.i18n import Translator
+    from bot.ratelimit import TiplineRateLimiter
     from bot.settings import Settings
     from bot.telegram_broadcast import TelegramBroadcastTransport
     from bot.telegram_http import AiohttpRequest
@@ -143,9 +146,10 @@ async def work(db_url: str, api: str, run_id: int, rate: float, ptb_limiter: boo
                         log_format="text", log_level="WARNING")
     if ptb_limiter:
         bot: Bot = build_application(settings, BotEndpoint(token, api)).bot
-    else:
-        bot = Bot(token, base_url=f"{api}/bot", base_file_url=f"{api}/file/bot",
-                  request=AiohttpRequest(connection_pool_size=64))
+    else:  # the bot's rate limiter with its per-chat windows, its overall 30/s off
+        bot = ExtBot(token, base_url=f"{api}/bot", base_file_url=f"{api}/file/bot",
+                     request=AiohttpRequest(connection_pool_size=64),
+                     rate_limiter=TiplineRateLimiter(overall_max_rate=0))
     await bot.initialize()
     db = Database(db_url)
     translator = Translator.load()

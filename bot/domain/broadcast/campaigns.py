@@ -139,6 +139,8 @@ class CampaignScheduler:
                 run_id = await self.store.start_run(campaign.id, year, now)
                 if run_id is not None:
                     started.append(run_id)
+                else:  # resumed after a pause: its run exists and is driven below
+                    await self.store.set_status(campaign.id, "running", only_from=["scheduled"])
             for run in await self.store.runs_to_drive():
                 self.drive(run.id)
             return started
