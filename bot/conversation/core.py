@@ -12,8 +12,10 @@ Flow of a tip (state kept in the database, see bot/domain/intake.py, docs/intake
 
 Choice ids are short and re-checked here, never trusted: ``d:c:<commune>``,
 ``d:k:<category>``, ``d:u:<0|1>``, ``d:cc`` (change commune), ``d:done``, ``d:ok``, ``d:x``,
-``d:resume``, ``d:restart[:<commune>]``, ``d:lh:<lat>:<lon>``, ``d:ln``; menus ``m:*``,
-languages ``lang:<code>``.
+``d:resume``, ``d:restart[:<commune>]``, ``d:lh:<lat>:<lon>``, ``d:ln``; menus ``m:*``
+(announcements: ``m:sub`` offers the scopes ``m:sub:c:<commune>``, ``m:sub:p:<province>``,
+``m:sub:all``; ``m:unsub`` is the button under every announcement; "Dừng"/"STOP" typed opt
+out too), languages ``lang:<code>``.
 
 Answered prompts are edited to show the answer without choices; one prompt per resident
 keeps live choices (the newest), the older one loses them when a newer one is sent.
