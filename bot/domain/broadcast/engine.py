@@ -23,7 +23,9 @@ Telegram's limits, resumable, without duplicates beyond the in-flight window.
   duplicates are bounded by the in-flight window, at most ``senders`` sends being attempted
   plus the outcomes not yet flushed (``flush_size``, and in practice ``rate × flush_seconds``
   ≈ 15): **≤ senders + flush_size** (16 + 100 by default; ≈ 31 at 30/s with a 0.5 s flush).
-  Nothing is lost: a row is pending until marked.
+  (If the database refuses the marks for a while, the unflushed outcomes grow and so does
+  the bound; they are retried with every flush.) Nothing is lost: a row is pending until
+  marked. Measured in docs/benchmarks.md (bench/bench_broadcast.py).
 - **Pause / cancel.** The run's status is read every ``status_seconds`` (the CLI and the
   admins' chat change it in the database): the senders stop taking rows (those stay
   pending), the ones in flight finish and are marked.
