@@ -8,6 +8,7 @@ Usage:
     python -m bot check-config     # validate the settings and exit
     python -m bot qr 2998          # deep link + printable QR poster (PNG, PDF) of a commune
     python -m bot geo import communes.geojson   # commune boundaries for location routing
+    python -m bot campaign add|list|status|pause|resume|cancel ...   # awareness campaigns
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     geo_import.add_argument("file", type=Path)
     geo_import.add_argument("--code-property", help="feature property with the commune code")
     geo_import.add_argument("--replace", action="store_true", help="drop earlier boundaries")
+    from bot.campaign_cli import add_parser as add_campaign_parser
+
+    add_campaign_parser(commands)
     return parser
 
 
@@ -80,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
             from bot.tools import import_geojson
 
             return import_geojson(settings, args.file, args.code_property, replace=args.replace)
+        if args.command == "campaign":
+            from bot.campaign_cli import run as run_campaign
+
+            return run_campaign(settings, args)
         if args.command == "sandbox" or settings.sandbox:
             from bot.sandbox_mode import run_sandbox
 

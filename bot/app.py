@@ -22,6 +22,11 @@ from telegram.ext import ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
 from bot.context import BotData, Services, TiplineApplication, TiplineContext
+from bot.conversation.texts import stop_button
+from bot.domain.broadcast.campaigns import CampaignScheduler, parse_send_time
+from bot.domain.broadcast.engine import BroadcastEngine, BroadcastSettings
+from bot.domain.broadcast.progress import ChatProgress
+from bot.domain.broadcast.subscribers import Subscriptions
 from bot.domain.cards import CardRenderer
 from bot.domain.categories import Categories
 from bot.domain.clock import Clock, SystemClock
@@ -46,13 +51,15 @@ from bot.logs import quiet_identity_bearing_loggers
 from bot.membership import TelegramMembership
 from bot.ratelimit import TiplineRateLimiter
 from bot.settings import Settings, SettingsError
+from bot.telegram_broadcast import TelegramBroadcastTransport
 from bot.telegram_http import AiohttpRequest
 from bot.telegram_transport import TelegramTransport
 from bot.web import WebServer
 from bot.webhook import WebhookInbox
-from scheduler.jobs import schedule_housekeeping, schedule_rounds
+from scheduler.jobs import schedule_campaigns, schedule_housekeeping, schedule_rounds
 from storage import migrate
 from storage.areas import boundaries_version, load_locator
+from storage.campaigns import CampaignsStore
 from storage.db import Database
 from storage.groups import GroupStore
 from storage.intake import IntakeStore
@@ -60,6 +67,7 @@ from storage.kpi import KpiStore
 from storage.outbox_store import OutboxStore
 from storage.residents import ResidentStore
 from storage.rounds import RoundsStore
+from storage.subscribers import SubscriberStore
 from storage.tips import TipsStore
 from storage.triage import TriageStore
 
@@ -130,6 +138,7 @@ async def build_services(
             kpi, directory, rounds.groups, at=settings.morning_summary_at, zone=settings.zone,
             _=translator.for_language("vi"),
         ))
+    campaigns = build_campaigns(settings, db, bot, translator, sealer, directory, outbox, clock)
     return Services(
         settings=settings,
         db=db,
@@ -158,7 +167,37 @@ async def build_services(
         rounds=rounds,
         reminders=reminders,
         kpi=kpi,
+        subscriptions=Subscriptions(SubscriberStore(db), sealer, directory, clock),
+        campaigns=campaigns,
         clock=clock,
+    )
+
+
+def build_campaigns(
+    settings: Settings, db: Database, bot: Bot, translator: Translator, sealer: ChatSealer,
+    directory: CommuneDirectory, outbox: OutboxWorker, clock: Clock,
+) -> CampaignScheduler:
+    """The campaign scheduler and its broadcast engine (Telegram transports over ``bot``)."""
+    store = CampaignsStore(db)
+    police = translator.for_language("vi")
+    groups = TelegramTransport(bot)
+
+    def province_of(code: int) -> int | None:
+        commune = directory.commune(code)
+        return commune.province_code if commune is not None else None
+
+    engine = BroadcastEngine(
+        store, TelegramBroadcastTransport(bot), sealer,
+        lambda language: stop_button(translator.for_language(language or "vi")),
+        settings=BroadcastSettings(rate=settings.broadcast_rate,
+                                   yield_rate=settings.broadcast_yield_rate),
+        capacity=outbox, progress=ChatProgress(groups, settings.ops_chat_id, store, police),
+        clock=clock, province_of=province_of,
+    )
+    return CampaignScheduler(
+        store, engine, clock, settings.zone, police, groups=groups,
+        send_time=parse_send_time(settings.campaign_send_time),
+        grace=timedelta(minutes=settings.campaign_misfire_grace_minutes),
     )
 
 
@@ -211,6 +250,7 @@ def attach_services(application: TiplineApplication, services: Services) -> None
     handlers.register(application)
     schedule_housekeeping(application)
     schedule_rounds(application, services.settings.round_tick_seconds)
+    schedule_campaigns(application)
 
 
 SHUTDOWN_STEP_SECONDS = 15.0
@@ -306,6 +346,7 @@ class TiplineRuntime:
             return
         self._stopped = True
         if self.services is not None:
+            await self.services.campaigns.stop()  # what is in flight is sent and marked
             await self.services.outbox.stop()
         if self.web is not None:  # no webhook update may enter the queue once it is closing
             await self.web.stop()

@@ -9,6 +9,8 @@ from typing import Any
 from telegram.ext import Application, CallbackContext, ExtBot, JobQueue
 
 from bot.conversation.core import Conversation
+from bot.domain.broadcast.campaigns import CampaignScheduler
+from bot.domain.broadcast.subscribers import Subscriptions
 from bot.domain.cards import CardRenderer
 from bot.domain.categories import Categories
 from bot.domain.clock import Clock, SystemClock
@@ -56,6 +58,8 @@ class Services:
     rounds: RoundEngine  # scheduled rounds (reminders, escalations, summary), one ledger
     reminders: Reminders  # the reminder and escalation jobs, the cards' overdue mark
     kpi: KpiService  # /stats, /overdue, the morning summary's figures
+    subscriptions: Subscriptions  # announcements: who opted in (sealed chats)
+    campaigns: CampaignScheduler  # yearly and custom campaigns, their broadcasts
     clock: Clock = field(default_factory=SystemClock)  # tests move it instead of sleeping
     boundaries_version: tuple[int, datetime | None] = (0, None)
 

@@ -20,7 +20,10 @@ SENDING_ENDPOINTS = frozenset({
     "sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup", "sendLocation",
     "sendVideo", "sendAudio", "sendVoice", "sendSticker", "copyMessage", "forwardMessage",
 })
-MAX_TRACKED_CHATS = 50_000
+# private chats whose window is kept; past this, the idle ones (nothing sent within their
+# window) are dropped: a broadcast touches 100,000 chats once each, and 50,000 windows kept
+# cost ~50 MB of RSS
+MAX_TRACKED_CHATS = 5_000
 
 
 class SlidingWindowPacer:
@@ -31,6 +34,10 @@ class SlidingWindowPacer:
         self._window = window_seconds
         self._sent: deque[float] = deque()
         self._lock = asyncio.Lock()
+
+    def idle(self, now: float) -> bool:
+        """Nothing sent within the window and nobody waiting: forgetting it changes nothing."""
+        return not self._lock.locked() and (not self._sent or self._sent[-1] <= now - self._window)
 
     async def acquire(self) -> None:
         async with self._lock:  # first come, first served
@@ -46,9 +53,10 @@ class SlidingWindowPacer:
 
 class TiplineRateLimiter(AIORateLimiter):
     def __init__(
-        self, *, private_burst: int = 4, private_window_seconds: float = 5.0, max_retries: int = 1
+        self, *, private_burst: int = 4, private_window_seconds: float = 5.0, max_retries: int = 1,
+        overall_max_rate: float = 30,
     ) -> None:
-        super().__init__(max_retries=max_retries)
+        super().__init__(max_retries=max_retries, overall_max_rate=overall_max_rate)
         self._private_burst = private_burst
         self._private_window = private_window_seconds
         self._private_pacers: dict[int, SlidingWindowPacer] = {}
@@ -57,7 +65,9 @@ class TiplineRateLimiter(AIORateLimiter):
         pacer = self._private_pacers.get(chat_id)
         if pacer is None:
             if len(self._private_pacers) >= MAX_TRACKED_CHATS:
-                self._private_pacers.clear()  # mostly idle windows: forgetting them is harmless
+                now = time.monotonic()
+                for key in [k for k, p in self._private_pacers.items() if p.idle(now)]:
+                    del self._private_pacers[key]
             pacer = SlidingWindowPacer(self._private_burst, self._private_window)
             self._private_pacers[chat_id] = pacer
         return pacer

@@ -118,6 +118,21 @@ class Settings(BaseSettings):
         default=time(7, 30),
         description="Local time of each police group's morning summary (empty: none).",
     )
+    campaign_send_time: str = Field(
+        default="08:00", description="Local time (HH:MM) built-in campaigns are sent at."
+    )
+    campaign_misfire_grace_minutes: int = Field(
+        default=360, ge=1, le=1440,
+        description="A campaign missed while the bot was down is still sent this long after "
+                    "its time (never past its day); later, not at all.",
+    )
+    broadcast_rate: float = Field(
+        default=30.0, gt=0, le=30, description="Announcements per second (Telegram: 30)."
+    )
+    broadcast_yield_rate: float = Field(
+        default=20.0, gt=0, le=30,
+        description="Announcements per second while tip cards and notices are being sent.",
+    )
 
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = Field(default=8081, ge=0, le=65535)
@@ -167,6 +182,14 @@ class Settings(BaseSettings):
         if isinstance(value, list) and not all(isinstance(d, int) and d >= 1 for d in value):
             raise ValueError("must be whole days of at least 1, such as 5,1")
         return value
+
+    @field_validator("campaign_send_time")
+    @classmethod
+    def _hh_mm(cls, value: str) -> str:
+        match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value.strip())
+        if match is None:
+            raise ValueError("must be a time of day as HH:MM, e.g. 08:00")
+        return f"{int(match.group(1)):02d}:{match.group(2)}"
 
     @field_validator("timezone")
     @classmethod

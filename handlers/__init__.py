@@ -14,7 +14,7 @@ from telegram.ext import (
 from bot.context import TiplineApplication
 from bot.conversation.texts import LANGUAGE_PREFIX
 from bot.i18n import N_, SUPPORTED_LANGUAGES, Translator
-from handlers import admin, edits, errors, kpi, police, resident
+from handlers import admin, campaigns, edits, errors, kpi, police, resident
 from handlers.guards import police_buttons, resident_buttons
 
 RESIDENT_COMMANDS = [
@@ -41,6 +41,7 @@ GROUP_COMMANDS = [
     ("link", N_("Link this group (admins)")),
     ("unlink", N_("Unlink this group (admins)")),
     ("ban", N_("Ban the reporter of a tip (admins)")),
+    ("campaign", N_("Send an announcement to subscribers (admins)")),
 ]
 
 
@@ -90,6 +91,9 @@ def register(application: TiplineApplication) -> None:
     application.add_handler(CommandHandler("where", admin.where, filters=groups))
     application.add_handler(CommandHandler("find", admin.find, filters=fresh))
     application.add_handler(CommandHandler("ban", admin.ban, filters=fresh))
+    # announcements from the admins' chat (admins only, checked in the handler)
+    application.add_handler(CommandHandler("campaign", campaigns.campaign_command, filters=fresh))
+    application.add_handler(CallbackQueryHandler(campaigns.on_button, pattern=r"^cp:"))
 
     # an edit is never handled again: its sender is told to send a correction instead
     application.add_handler(MessageHandler(

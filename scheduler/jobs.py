@@ -76,3 +76,24 @@ def schedule_housekeeping(application: TiplineApplication) -> None:
         job_queue.run_repeating(
             callback, interval=interval, first=first, name=callback.__name__
         )
+
+
+# --- campaigns (issue 11) -------------------------------------------------------------------
+
+CAMPAIGN_TICK_SECONDS = 60
+
+
+async def campaign_tick(context: TiplineContext) -> None:
+    """Start the campaigns that are due (built-in yearly ones, custom ones added from the CLI
+    or the admins' chat), send the day-before heads-ups, drive running broadcasts (also
+    those left running by a crash). Idempotent: runs are rows, (campaign, year) unique."""
+    await context.services.campaigns.tick()
+
+
+def schedule_campaigns(application: TiplineApplication) -> None:
+    job_queue = application.job_queue
+    assert job_queue is not None
+    job_queue.run_repeating(
+        campaign_tick, interval=timedelta(seconds=CAMPAIGN_TICK_SECONDS), first=1,
+        name=campaign_tick.__name__,
+    )

@@ -295,3 +295,82 @@ class JobRun(SQLModel, table=True):
     status: str = Field(max_length=16)  # pending | sent | skipped
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Subscriber(SQLModel, table=True):
+    """A resident who opted in to announcements (campaigns), by pseudonym; the chat to write
+    to is sealed (encrypted) as for tips. Inactive after a 403/400 or an opt-out; only a new
+    opt-in makes it active again."""
+
+    __tablename__ = "subscribers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    pseudonym: str = Field(max_length=64, unique=True, index=True)
+    sealed_chat: str = Field(sa_type=sa.Text)
+    scope: str = Field(max_length=16)  # commune | province | all
+    language: str | None = Field(default=None, max_length=8)  # at opt-in (a later choice wins)
+    commune_code: int | None = None
+    province_code: int | None = None
+    active: bool = Field(default=True, index=True)
+    subscribed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    deactivated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    inactive_reason: str | None = Field(default=None, max_length=32)  # opt_out | blocked | ...
+
+
+class Campaign(SQLModel, table=True):
+    """An announcement: a built-in yearly one (``key`` = its entry in the campaigns file) or
+    a custom one (text, one photo, scope, time)."""
+
+    __tablename__ = "campaigns"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str | None = Field(default=None, max_length=32, unique=True)  # built-ins only
+    kind: str = Field(max_length=16)  # builtin | custom
+    title: str = Field(max_length=128)
+    text_vi: str = Field(sa_type=sa.Text)
+    text_en: str | None = Field(default=None, sa_type=sa.Text)
+    photo: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    photo_file_id: str | None = Field(default=None, max_length=256)  # after the first upload
+    scope: str = Field(default="all", max_length=16)  # all | province | commune
+    scope_code: int | None = None
+    send_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # custom ones
+    status: str = Field(max_length=16, index=True)  # yearly|draft|scheduled|paused|...
+    created_by: int | None = Field(default=None, sa_type=sa.BigInteger)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CampaignRun(SQLModel, table=True):
+    """One sending of a campaign: (campaign, year), written before the first send."""
+
+    __tablename__ = "campaign_runs"
+    __table_args__ = (
+        sa.UniqueConstraint("campaign_id", "year", name="uq_campaign_runs_year"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaigns.id", index=True)
+    year: int
+    status: str = Field(max_length=16, index=True)  # running | paused | cancelled | done
+    cursor: int = 0  # the last subscriber id whose delivery row was written
+    audience: int = 0  # active subscribers in scope when the run started
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    progress_chat_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    progress_message_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+
+
+class CampaignDelivery(SQLModel, table=True):
+    """One (run, subscriber) send: written pending before it is attempted, marked after."""
+
+    __tablename__ = "campaign_deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint("run_id", "subscriber_id", name="uq_campaign_deliveries"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="campaign_runs.id", index=True)
+    subscriber_id: int = Field(foreign_key="subscribers.id")
+    status: str = Field(default="pending", max_length=16)  # pending|sent|failed|inactive
+    attempts: int = 0
+    done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, max_length=120)

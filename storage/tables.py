@@ -7,6 +7,9 @@ import sqlalchemy as sa
 
 from storage.models import (
     Ban,
+    Campaign,
+    CampaignDelivery,
+    CampaignRun,
     CommuneAreaRow,
     Draft,
     GroupLink,
@@ -15,6 +18,7 @@ from storage.models import (
     Photo,
     RelayMessage,
     Resident,
+    Subscriber,
     Tip,
     TipCard,
     TipEvent,
@@ -41,3 +45,7 @@ relay = _table(RelayMessage)
 reporters = _table(TipReporter)
 residents = _table(Resident)
 tips = _table(Tip)
+campaigns = _table(Campaign)
+campaign_deliveries = _table(CampaignDelivery)
+campaign_runs = _table(CampaignRun)
+subscribers = _table(Subscriber)

@@ -30,6 +30,7 @@ from bot.conversation.model import (
     flat,
 )
 from bot.conversation.numbered import NumberedMenu, render
+from bot.domain.broadcast.subscribers import Subscriptions
 from bot.domain.cards import CardRenderer
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory, in_sentence
@@ -50,6 +51,7 @@ from storage.intake import IntakeStore
 from storage.models import OutboxMessage, Tip
 from storage.outbox_store import OutboxStore
 from storage.residents import ResidentStore
+from storage.subscribers import SubscriberStore
 from storage.tips import TipsStore
 from storage.triage import TriageStore
 
@@ -88,6 +90,7 @@ class CoreServices:
     outbox: OutboxWorker
     triage: TriageService
     pictures: PictureJobs
+    subscriptions: Subscriptions
 
 
 @pytest.fixture
@@ -109,6 +112,7 @@ async def conversation(database: Database, directory: CommuneDirectory) -> Conve
         triage=TriageService(TriageStore(database), directory, NoMembers(), admin_ids=frozenset(),
                              retention=timedelta(days=90)),
         pictures=PictureJobs(workers=1),
+        subscriptions=Subscriptions(SubscriberStore(database), sealer, directory),
     )
     return Conversation(services, photo_ack_delay=0.05, album_wait=0.2)
 

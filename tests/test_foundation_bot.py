@@ -152,7 +152,7 @@ async def test_command_menus_are_set_per_language_and_audience(world: World) -> 
     assert en[5]["description"] == "What you can do here"
     assert [c["command"] for c in groups] == [
         "queue", "tip", "complex", "extend", "stats", "overdue", "help", "where", "find",
-        "link", "unlink", "ban"
+        "link", "unlink", "ban", "campaign"
     ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from telegram import Bot
 from telegram.ext import ExtBot
 
@@ -47,3 +48,21 @@ async def test_without_pacing_the_sandbox_answers_429() -> None:
         assert any(type(r).__name__ == "RetryAfter" for r in results)
     finally:
         await strict.stop()
+
+
+async def test_idle_private_windows_are_forgotten_past_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A broadcast writes once to each of 100,000 chats: the limiter keeps the windows of
+    chats written to lately, not one per chat ever written to."""
+    import bot.ratelimit as ratelimit
+
+    monkeypatch.setattr(ratelimit, "MAX_TRACKED_CHATS", 10)
+    limiter = TiplineRateLimiter(private_burst=4, private_window_seconds=0.05)
+    for chat_id in range(1, 10):
+        await limiter._private_pacer(chat_id).acquire()
+    busy = limiter._private_pacer(100)
+    await busy.acquire()
+    await asyncio.sleep(0.06)  # the first nine are idle now; 100 too
+    await limiter._private_pacer(200).acquire()  # the 11th: the idle ones are dropped
+    assert set(limiter._private_pacers) == {200}

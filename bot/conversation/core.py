@@ -12,8 +12,10 @@ Flow of a tip (state kept in the database, see bot/domain/intake.py, docs/intake
 
 Choice ids are short and re-checked here, never trusted: ``d:c:<commune>``,
 ``d:k:<category>``, ``d:u:<0|1>``, ``d:cc`` (change commune), ``d:done``, ``d:ok``, ``d:x``,
-``d:resume``, ``d:restart[:<commune>]``, ``d:lh:<lat>:<lon>``, ``d:ln``; menus ``m:*``,
-languages ``lang:<code>``.
+``d:resume``, ``d:restart[:<commune>]``, ``d:lh:<lat>:<lon>``, ``d:ln``; menus ``m:*``
+(announcements: ``m:sub`` offers the scopes ``m:sub:c:<commune>``, ``m:sub:p:<province>``,
+``m:sub:all``; ``m:unsub`` is the button under every announcement; "Dừng"/"STOP" typed opt
+out too), languages ``lang:<code>``.
 
 Answered prompts are edited to show the answer without choices; one prompt per resident
 keeps live choices (the newest), the older one loses them when a newer one is sent.
@@ -48,6 +50,11 @@ from bot.conversation.model import (
 )
 from bot.conversation.pictures import PictureRefused, photo_refusal, received_picture
 from bot.conversation.texts import refusal
+from bot.domain.broadcast.subscribers import (
+    SubscriptionError,
+    Subscriptions,
+    is_stop_word,
+)
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
 from bot.domain.geo import CommuneLocator
@@ -111,6 +118,8 @@ class ConversationServices(Protocol):
     def triage(self) -> TriageService: ...
     @property
     def pictures(self) -> PictureJobs: ...
+    @property
+    def subscriptions(self) -> Subscriptions: ...
 
 
 @dataclass
@@ -204,8 +213,10 @@ class Conversation:
             await self._lookup(who, typed, chat, _)
         elif name == "mytips":
             await self._my_tips(who, chat)
-        elif name in ("subscribe", "unsubscribe"):
-            await self._set_subscription(who, chat, name == "subscribe")
+        elif name == "subscribe":
+            await self._offer_subscription(who, chat)
+        elif name == "unsubscribe":
+            await self._unsubscribe(who, chat)
         elif name == "answer":
             await self._answer_command(who, args, chat)
         else:  # a command this mailbox does not have: never taken as a draft's text
@@ -218,6 +229,9 @@ class Conversation:
         target = await self._question(who, event.reply_to)
         if target is not None:
             await self._relay_text(who, target, event.text, chat)
+            return
+        if is_stop_word(event.text):  # "Dừng", "STOP": no more announcements
+            await self._unsubscribe(who, chat)
             return
         if await self._draft_text(who, event.text, chat):
             return
@@ -233,7 +247,7 @@ class Conversation:
         if data.startswith("d:"):
             await self._draft_choice(who, event, chat)
         elif data.startswith("m:"):
-            await self._menu(who, data, chat)
+            await self._menu(who, data, chat, event.message)
         elif data.startswith(texts.LANGUAGE_PREFIX):
             await self._language_chosen(who, event, chat)
         else:  # forged, or from an older version
@@ -596,15 +610,50 @@ class Conversation:
         lines = [_("Your tips:")] + ["• " + texts.describe_status(t, _, zone) for t in tips]
         await chat.send(Say("\n".join(lines), html=True))
 
-    async def _set_subscription(self, who: Resident, chat: Chat, subscribed: bool) -> None:
+    async def _offer_subscription(self, who: Resident, chat: Chat) -> None:
+        """Which announcements: the commune used last (the default, first), its province,
+        or all of them."""
         _ = await self._texts(who)
-        await self._s.residents.set_subscribed(who.pseudonym, subscribed)
+        code = await self._s.subscriptions.last_commune(who.pseudonym)
+        commune = self._s.directory.commune(code) if code is not None else None
+        province = self._s.directory.province(commune.province_code) if commune else None
+        # not a prompt of the draft's: a draft in progress keeps its live choices
+        await chat.send(texts.subscription_choices(commune, province, _))
+
+    async def _subscription_chosen(
+        self, who: Resident, data: str, chat: Chat, pressed: MessageRef
+    ) -> None:
+        language = await self._language(who)  # announcements come in it
+        _ = self._s.translator.for_language(language)
+        parts = data.split(":")
+        try:
+            match parts:
+                case ["m", "sub", "all"]:
+                    await self._s.subscriptions.subscribe(
+                        who.pseudonym, who.address, "all", language=language)
+                case ["m", "sub", "c" | "p" as kind, code] if (
+                    code.isascii() and code.isdigit() and len(code) <= 9
+                ):
+                    await self._s.subscriptions.subscribe(
+                        who.pseudonym, who.address,
+                        "commune" if kind == "c" else "province", int(code), language=language)
+                case _:
+                    raise SubscriptionError("bad button")
+        except SubscriptionError:
+            await chat.send(Say(_("This button is no longer valid.")))
+            return
+        await _edit_quietly(chat, Edit(pressed))  # answered: its choices go
         await chat.send(Say(_(
             "You will receive security announcements from the police (for example on 19/8 "
             "and 26/6). Send /unsubscribe to stop."
-        ) if subscribed else _("You will no longer receive announcements.")))
+        )))
 
-    async def _menu(self, who: Resident, data: str, chat: Chat) -> None:
+    async def _unsubscribe(self, who: Resident, chat: Chat) -> None:
+        _ = await self._texts(who)
+        await self._s.subscriptions.unsubscribe(who.pseudonym)
+        await chat.send(Say(_("You will no longer receive announcements.")))
+
+    async def _menu(self, who: Resident, data: str, chat: Chat, pressed: MessageRef) -> None:
         await chat.acknowledge()
         if data == texts.MENU_NEW:
             await self.begin(who, chat)
@@ -614,7 +663,11 @@ class Conversation:
             await chat.send(Say(
                 _("Type your receipt code (e.g. 7K3Q-9MXD), or /mytips for your tips.")))
         elif data == texts.MENU_SUBSCRIBE:
-            await self._set_subscription(who, chat, True)
+            await self._offer_subscription(who, chat)
+        elif data.startswith(texts.MENU_SUBSCRIBE + ":"):
+            await self._subscription_chosen(who, data, chat, pressed)
+        elif data == texts.MENU_UNSUBSCRIBE:
+            await self._unsubscribe(who, chat)
         elif data == texts.MENU_LANGUAGE:
             await chat.send(Say(_("Choose your language:"), texts.language_choices()))
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from bot.conversation.model import Choice, Choices, Say, rows
 from bot.domain.cards import format_time
 from bot.domain.categories import Categories
-from bot.domain.communes import place_in_sentence
+from bot.domain.communes import Commune, Province, place_in_sentence
 from bot.domain.intake import DraftView, IntakeError, Step
 from bot.domain.status import resident_label
 from bot.domain.text import echo
@@ -21,6 +21,7 @@ CANCEL, DONE, CONFIRM, CHANGE_COMMUNE = "d:x", "d:done", "d:ok", "d:cc"
 RESUME, RESTART, NOT_HERE = "d:resume", "d:restart", "d:ln"
 LANGUAGE_PREFIX = "lang:"
 MENU_NEW, MENU_LOOKUP, MENU_SUBSCRIBE, MENU_LANGUAGE = "m:new", "m:look", "m:sub", "m:lang"
+MENU_UNSUBSCRIBE = "m:unsub"  # the button under every announcement
 LANGUAGE_NAMES = {"vi": "Tiếng Việt", "en": "English"}
 DONE_MARK = " ✓"
 
@@ -275,3 +276,26 @@ def help_text(_: Gettext) -> str:
         _("/language – choose Vietnamese or English"),
         _("/help – this help"),
     ]) + "\n\n" + _("In an emergency, call 113 right now.")
+
+
+def subscription_choices(
+    commune: Commune | None, province: Province | None, _: Gettext
+) -> Say:
+    """Which announcements to receive: the commune used last first (the default), its
+    province, or all of them."""
+    lines: list[list[Choice]] = []
+    if commune is not None and province is not None:
+        lines.append([Choice(f"{MENU_SUBSCRIBE}:c:{commune.code}", _("📍 {commune} (recommended)")
+                             .format(commune=commune.name))])
+        lines.append([Choice(f"{MENU_SUBSCRIBE}:p:{province.code}", "🏙 " + province.name)])
+    lines.append([Choice(f"{MENU_SUBSCRIBE}:all", _("🇻🇳 The whole country"))])
+    text = _("Which announcements would you like to receive? Those of your commune also "
+             "bring the province's and the nationwide ones (19/8, 26/6).")
+    if commune is None:
+        text += "\n\n" + _("Once you have sent a tip, you can also choose your commune.")
+    return Say(text, rows(*lines))
+
+
+def stop_button(_: Gettext) -> tuple[str, str]:
+    """The (label, choice id) under every announcement: opt out in one press."""
+    return _("🔕 Stop these announcements"), MENU_UNSUBSCRIBE

@@ -55,6 +55,14 @@ class Pacer:
         self._next_for: dict[int, float] = {}
         self._lock = asyncio.Lock()
 
+    def set_rate(self, per_second: float) -> None:
+        """Change the overall rate from the next slot on (a broadcast yielding to the outbox)."""
+        self._gap = 1.0 / per_second if per_second > 0 else 0.0
+
+    def forget(self, chat_id: int) -> None:
+        """Drop a chat's slot once it is in the past (a broadcast touches each chat once)."""
+        self._next_for.pop(chat_id, None)
+
     def delay(self, chat_id: int, now: float) -> float:
         """How long a send to ``chat_id`` at ``now`` must wait; the slot is taken."""
         start = max(now, self._next_any, self._next_for.get(chat_id, 0.0))

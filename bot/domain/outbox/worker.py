@@ -119,6 +119,11 @@ class OutboxWorker:
         """Something was queued: look now instead of at the next poll."""
         self._wakeup.set()
 
+    def busy(self) -> bool:
+        """Rows are being sent (or more are due than were taken): a broadcast running
+        beside the outbox takes fewer of the bot's 30 messages/s meanwhile."""
+        return bool(self._in_flight) or self._backlog
+
     @property
     def transport(self) -> Transport:
         if self._transport is None:
