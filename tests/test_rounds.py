@@ -212,6 +212,14 @@ def test_the_cards_overdue_line_names_the_missed_deadline() -> None:
     assert "⚠️ <b>Quá hạn</b>: hạn giải quyết là 12:04 09/01/2026" in cards.render(late_settle)[0]
     closed = replace(late_settle, status="processed", closed_at=CardTip().settle_due_at)
     assert "Quá hạn" not in cards.render(closed)[0]
+    # taken up late: no longer overdue (deadlines.overdue), the line goes
+    taken_late = replace(late_ack, status="acknowledged", owner_name="Bình",
+                         acknowledged_at=late_ack.ack_due_at + timedelta(minutes=30))
+    assert "Quá hạn" not in cards.render(taken_late)[0]
+    # the settlement deadline extended past the mark: the line goes too
+    extended = replace(late_settle, settle_due_at=CardTip().settle_due_at + timedelta(days=30),
+                       extension_days=30)
+    assert "Quá hạn" not in cards.render(extended)[0]
 
 
 def test_digest_payload_reads_back_and_refuses_what_no_writer_produces() -> None:

@@ -15,7 +15,13 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
-from bot.domain.status import Action, TipStatus, allowed_actions, police_label
+from bot.domain.status import (
+    OPEN_STATUSES,
+    Action,
+    TipStatus,
+    allowed_actions,
+    police_label,
+)
 from bot.i18n import N_, Gettext
 
 
@@ -185,16 +191,21 @@ class CardRenderer:
 
     def _overdue_line(self, tip: TipView) -> str | None:
         """The "⚠️ Quá hạn" line, once the rounds found the tip past a deadline
-        (``overdue_marked_at``, bot/domain/reminders.py) and while it is open: the
-        settlement's deadline if that one was missed, else the acknowledgement's."""
+        (``overdue_marked_at``, bot/domain/reminders.py) and while that is still so: the
+        settlement's deadline while the tip is open (an extension past the mark lifts it),
+        the acknowledgement's while it is still waiting to be taken up (a late take-up
+        lifts it: the tip is no longer overdue, as ``deadlines.overdue`` says)."""
         marked = tip.overdue_marked_at
-        if marked is None or tip.closed_at is not None:
+        if marked is None or tip.closed_at is not None or tip.status not in OPEN_STATUSES:
             return None
         if marked >= tip.settle_due_at:
             return self.texts("⚠️ <b>Overdue</b>: the deadline to settle it was {time}").format(
                 time=format_time(tip.settle_due_at, self.zone))
+        if tip.status != TipStatus.NEW:
+            return None
         return self.texts("⚠️ <b>Overdue</b>: the deadline to take it up was {time}").format(
             time=format_time(tip.ack_due_at, self.zone))
+
     def _settlement_line(self, tip: TipView) -> str:
         """The settlement deadline in force, and why it is longer than 20 days."""
         _ = self.texts
