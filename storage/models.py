@@ -156,6 +156,7 @@ class Tip(SQLModel, table=True):
     extension_days: int | None = None
     extension_reason: str | None = Field(default=None, sa_type=sa.Text)
     overdue_marked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # card's mark
+    escalated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # province told
 
 
 class Photo(SQLModel, table=True):

@@ -51,11 +51,13 @@ class _Statements:
         self.insert_group_runs = sa.insert(_runs).returning(
             _runs.c.id, _runs.c.scope, sort_by_parameter_order=True)
         self.insert_outbox = sa.insert(_outbox)
-        ack_missed = sa.and_(_tips.c.status == _NEW, _tips.c.ack_due_at >= _at("since"),
-                             _tips.c.ack_due_at < _at("until"), _tips.c.ack_due_at <= _at("now"))
-        settle_missed = sa.and_(
-            _tips.c.status.in_(_OPEN), _tips.c.settle_due_at >= _at("since"),
-            _tips.c.settle_due_at < _at("until"), _tips.c.settle_due_at <= _at("now"))
+        told = _tips.c.escalated_at
+        ack_missed = sa.and_(_tips.c.status == _NEW, _tips.c.ack_due_at <= _at("now"),
+                             sa.or_(told.is_(None), told < _tips.c.ack_due_at))
+        settle_missed = sa.and_(_tips.c.status.in_(_OPEN), _tips.c.settle_due_at <= _at("now"),
+                                sa.or_(told.is_(None), told < _tips.c.settle_due_at))
+        self.escalated = sa.update(_tips).where(
+            _tips.c.id.in_(p("ids", expanding=True))).values(escalated_at=_at("now"))
         self.escalation = sa.select(*self.columns).where(sa.or_(ack_missed, settle_missed))
         self.province_chats = sa.select(_links.c.code, _links.c.chat_id).where(
             _links.c.scope == "province", _links.c.code.in_(p("codes", expanding=True)))
@@ -126,6 +128,9 @@ class RoundsStore:
                      "status": "pending", "attempts": 0, "next_attempt_at": queued,
                      "created_at": queued}
                     for digest, run in zip(digests, runs, strict=True)])
+                escalated = sorted({tip for digest in digests for tip in digest.escalates})
+                if escalated:
+                    await conn.execute(_SQL.escalated, {"ids": escalated, "now": now})
         except IntegrityError:
             return False
         return True
@@ -149,12 +154,9 @@ class RoundsStore:
             rows = await conn.execute(_SQL.reminders(len(settle_ranges)), params)
             return [_due_tip(row) for row in rows]
 
-    async def escalation_candidates(
-        self, *, now: datetime, since: datetime, until: datetime
-    ) -> list[DueTip]:
+    async def escalation_candidates(self, *, now: datetime) -> list[DueTip]:
         async with self._db.engine.connect() as conn:
-            rows = await conn.execute(
-                _SQL.escalation, {"now": now, "since": since, "until": until})
+            rows = await conn.execute(_SQL.escalation, {"now": now})
             return [_due_tip(row) for row in rows]
 
     async def province_chats(self, province_codes: Sequence[int]) -> dict[int, int]:

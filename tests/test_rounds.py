@@ -163,19 +163,55 @@ def test_a_reminder_is_never_later_than_its_point_and_at_most_one_slot_early() -
         datetime(2026, 12, 2, 8, 15, tzinfo=UTC)}
 
 
+def escalate_rounds(
+    tips: list[DueTip], start: datetime, end: datetime, every: timedelta,
+    counts: dict[tuple[int, str], int], *, change: Any = None,
+) -> list[DueTip]:
+    """Rounds from ``start`` to ``end`` as the claim runs them: what a round escalates is
+    recorded on the tips (``escalated_at``), as ``claim_round`` does."""
+    now = start
+    while now < end:
+        now += every
+        if change is not None:
+            tips = change(tips, now)
+        told = {}
+        for item in escalation_items(tips, now):
+            counts[(item.tip.id, item.kind)] = counts.get((item.tip.id, item.kind), 0) + 1
+            told[item.tip.id] = now
+        tips = [replace(t, escalated_at=told.get(t.id, t.escalated_at)) for t in tips]
+    return tips
+
+
 def test_escalation_lists_a_missed_deadline_once() -> None:
-    schedule = POLICY.schedule
     created = datetime(2026, 12, 2, 8, 1, tzinfo=UTC)
     tips = [due_tip(1, created), due_tip(2, created, status="acknowledged"),
             due_tip(3, created, status="processed")]
     counts: dict[tuple[int, str], int] = {}
-    now = created
-    while now < created + timedelta(days=22):
-        step = window(schedule, now, now + timedelta(minutes=7))
-        now += timedelta(minutes=7)
-        for item in escalation_items(tips, step, now, POLICY) if step else []:
-            counts[(item.tip.id, item.kind)] = counts.get((item.tip.id, item.kind), 0) + 1
+    escalate_rounds(tips, created, created + timedelta(days=22), timedelta(minutes=7), counts)
     assert counts == {(1, "ack"): 1, (1, "settle"): 1, (2, "settle"): 1}
+
+
+def test_escalation_goes_by_state_not_by_the_round_the_deadline_fell_in() -> None:
+    """A tip taken up in time and transferred back to "Mới" after its acknowledgement
+    deadline, and a deadline passed during an outage longer than any grace: both are
+    escalated once, at the next round."""
+    created = datetime(2026, 12, 2, 8, 1, tzinfo=UTC)
+    tips = [due_tip(1, created, status="acknowledged"), due_tip(2, created)]
+
+    def transfer_at_30h(tips: list[DueTip], now: datetime) -> list[DueTip]:
+        if now >= created + timedelta(hours=30):
+            return [replace(t, status="new") if t.id == 1 else t for t in tips]
+        return tips
+
+    counts: dict[tuple[int, str], int] = {}
+    # rounds every 15 min for two days; tip 2's deadline (+24 h) passes during an outage
+    # from +20 h to +40 h (no rounds): the first round after it escalates it
+    tips = escalate_rounds(tips, created, created + timedelta(hours=20),
+                           timedelta(minutes=15), counts, change=transfer_at_30h)
+    assert counts == {}
+    tips = escalate_rounds(tips, created + timedelta(hours=40), created + timedelta(hours=48),
+                           timedelta(minutes=15), counts, change=transfer_at_30h)
+    assert counts == {(1, "ack"): 1, (2, "ack"): 1}
 
 
 def test_long_digests_are_split_into_few_messages_without_cutting_a_line() -> None:

@@ -65,6 +65,7 @@ class DueTip:
     ack_due_at: datetime
     settle_due_at: datetime
     queue_chat_id: int | None  # the group its live card is in (None: not posted yet)
+    escalated_at: datetime | None = None  # when the province was last told it is overdue
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,17 +155,15 @@ def reminder_items(
     return items
 
 
-def escalation_items(
-    tips: Iterable[DueTip], window: RoundWindow, now: datetime, policy: ReminderPolicy
-) -> list[Item]:
-    """The overdue tips ``window``'s round escalates (once per missed deadline; a tip past
-    both is listed once, for the settlement)."""
-    every = policy.every
-    covered = _covered(window, every)
+def escalation_items(tips: Iterable[DueTip], now: datetime) -> list[Item]:
+    """The overdue tips a round escalates: every deadline the tip has gone past and the
+    province was not told of yet (``escalated_at`` before it), whichever round it fell in
+    (a tip overdue on arrival after a transfer, a deadline passed during a long outage);
+    a tip past both is listed once, for the settlement."""
     items = []
     for tip in tips:
         kinds = [kind for kind in missed(tip, now)
-                 if (deadline_of(tip, kind) - EPOCH) // every + 1 in covered]
+                 if tip.escalated_at is None or tip.escalated_at < deadline_of(tip, kind)]
         if kinds:
             items.append(Item(tip, kinds[-1]))
     return items
@@ -180,10 +179,9 @@ class ReminderStorage(Protocol):
         deadline after ``now`` and within one of ``settle_ranges`` ([start, end))."""
         ...
 
-    async def escalation_candidates(
-        self, *, now: datetime, since: datetime, until: datetime
-    ) -> list[DueTip]:
-        """Open tips past a deadline (≤ ``now``) that lies in [since, until)."""
+    async def escalation_candidates(self, *, now: datetime) -> list[DueTip]:
+        """Open tips past a deadline (≤ ``now``) the province was not told of yet
+        (``escalated_at`` missing or before that deadline)."""
         ...
 
     async def province_chats(self, province_codes: Sequence[int]) -> dict[int, int]:
@@ -319,9 +317,8 @@ class Reminders:
                 for chat, items in sorted(by_chat.items())]
 
     async def compose_escalations(self, window: RoundWindow, now: datetime) -> list[Digest]:
-        tips = await self._store.escalation_candidates(
-            now=now, since=window.first - self.policy.every, until=window.last)
-        items = escalation_items(tips, window, now, self.policy)
+        tips = await self._store.escalation_candidates(now=now)
+        items = escalation_items(tips, now)
         chats = await self._store.province_chats(
             sorted({item.tip.province_code for item in items})) if items else {}
         by_chat: dict[int, list[Item]] = {}
@@ -332,7 +329,8 @@ class Reminders:
                           extra={"tip_id": item.tip.id})
                 continue
             by_chat.setdefault(chat, []).append(item)
-        return [Digest(chat, tuple(self.texts.escalation(items, now)))
+        return [Digest(chat, tuple(self.texts.escalation(items, now)),
+                       escalates=tuple(item.tip.id for item in items))
                 for chat, items in sorted(by_chat.items())]
 
     async def mark_overdue(self, now: datetime) -> int:

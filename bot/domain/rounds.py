@@ -83,6 +83,9 @@ class Digest:
 
     chat_id: int
     parts: tuple[str, ...]
+    # the tips whose overdue state this digest tells the province of: their
+    # ``escalated_at`` is set in the transaction that claims the round
+    escalates: tuple[int, ...] = ()
 
     @property
     def scope(self) -> str:
