@@ -645,3 +645,27 @@ async def test_a_round_job_plugged_in_with_its_own_text(
         await asyncio.sleep(0.5)  # a few ticks of the restarted bot
         assert len(summaries(again, world.demo.commune_group.id)) == 1
         assert len(seen) == 2  # composed once, for the two linked groups
+
+
+async def test_escalation_candidates_are_the_overdue_tips_not_yet_told(
+    database: Database
+) -> None:
+    now = datetime.now(UTC)
+    day = timedelta(days=1)
+    _told, untold, again, _fresh, _closed = await add_tips(database, [
+        {"created_at": now - 2 * day, "escalated_at": now - day + timedelta(minutes=15)},
+        {"created_at": now - 2 * day},  # e.g. transferred back to "Mới" after its deadline
+        {"created_at": now - 21 * day, "status": "acknowledged",  # settle missed since
+         "escalated_at": now - 20 * day + timedelta(minutes=15)},  # its ack was escalated
+        {"created_at": now},
+        {"created_at": now - 2 * day, "status": "processed"},
+    ])
+    store = RoundsStore(database)
+    found = {tip.id for tip in await store.escalation_candidates(now=now)}
+    assert found == {untold.id, again.id}
+    assert {item.tip.id: item.kind for item in escalation_items(
+        await store.escalation_candidates(now=now), now)} == {
+        untold.id: "ack", again.id: "settle"}
+    assert await store.claim_round("escalation", ["k"], [
+        Digest(-100, ("…",), escalates=(untold.id, again.id))], now=now)
+    assert await store.escalation_candidates(now=now + timedelta(minutes=15)) == []
