@@ -11,6 +11,7 @@ import html
 import json
 import logging
 import re
+from collections.abc import Awaitable
 from datetime import datetime
 
 from telegram import ForceReply, Message, ReplyParameters, Update, User
@@ -18,7 +19,7 @@ from telegram.constants import ParseMode
 
 from bot.context import TiplineContext
 from bot.domain.cards import format_time, reporter_alias
-from bot.domain.deadlines import MAX_EXTENSION_DAYS, DeadlineRefusal, overdue
+from bot.domain.deadlines import MAX_EXTENSION_DAYS, DeadlineChange, DeadlineRefusal, overdue
 from bot.domain.records import EventRecord, TipRecord
 from bot.domain.status import OPEN_STATUSES, TRANSITIONS, Action, police_label
 from bot.domain.text import echo
@@ -355,21 +356,10 @@ async def _declare_complex(
     message: Message, context: TiplineContext, tip: TipRecord, reason: str, officer: Officer,
 ) -> None:
     assert tip.id is not None
-    _ = police_texts(context)
-    try:
-        changed, change = await context.services.triage.declare_complex(tip.id, officer, reason)
-    except DeadlineRefusal as refusal:
-        await message.reply_text(deadline_refusal_text(refusal, tip, context))
-        return
-    except TriageError as error:
-        await message.reply_text(_refusal_text(error, tip, _))
-        return
-    context.services.outbox.wake()
-    zone = context.services.settings.zone
-    await message.reply_text(_("⚖️ Tip {code} recorded as a complex case. Settlement deadline: "
-                               "{old} → {new}.").format(
-        code=changed.code, old=format_time(change.old_due, zone),
-        new=format_time(change.new_due, zone)))
+    await _change_deadline(
+        message, context, tip,
+        context.services.triage.declare_complex(tip.id, officer, reason),
+        N_("⚖️ Tip {code} recorded as a complex case. Settlement deadline: {old} → {new}."))
 
 
 async def _tip_to_change(
@@ -420,9 +410,22 @@ async def extend_command(update: Update, context: TiplineContext) -> None:
     if tip is None or tip.id is None or message.from_user is None:
         return
     days, reason = int(args[1]), " ".join(args[2:])
+    await _change_deadline(
+        message, context, tip,
+        context.services.triage.extend(tip.id, officer_of(message.from_user), days, reason),
+        N_("📅 Tip {code} extended by {days} days. Settlement deadline: {old} → {new}."),
+        days=days)
+
+
+async def _change_deadline(
+    message: Message, context: TiplineContext, tip: TipRecord,
+    change: Awaitable[tuple[TipRecord, DeadlineChange]], done: str, **values: object,
+) -> None:
+    """Run a deadline change (complex case, extension) and say how it went: the refusal's
+    reason, or ``done`` (a msgid) with the old and new deadline; the card follows."""
+    _ = police_texts(context)
     try:
-        changed, change = await context.services.triage.extend(
-            tip.id, officer_of(message.from_user), days, reason)
+        changed, what = await change
     except DeadlineRefusal as refusal:
         await message.reply_text(deadline_refusal_text(refusal, tip, context))
         return
@@ -431,10 +434,9 @@ async def extend_command(update: Update, context: TiplineContext) -> None:
         return
     context.services.outbox.wake()
     zone = context.services.settings.zone
-    await message.reply_text(_("📅 Tip {code} extended by {days} days. Settlement deadline: "
-                               "{old} → {new}.").format(
-        code=changed.code, days=days, old=format_time(change.old_due, zone),
-        new=format_time(change.new_due, zone)))
+    await message.reply_text(_(done).format(
+        code=changed.code, old=format_time(what.old_due, zone),
+        new=format_time(what.new_due, zone), **values))
 
 
 # --- commands ------------------------------------------------------------------------------
