@@ -57,6 +57,8 @@ DEADLINE_REFUSALS = {
     "closed": N_("Tip {code} is closed: its settlement deadline no longer changes."),
     "complex_already": N_("Tip {code} was already recorded as a complex case at {at}; this is "
                           "recorded only once."),
+    "complex_not_taken_up": N_("Sorry, tip {code} is not taken up yet: take it up first "
+                               "(Take up), then record it as a complex case."),
     "complex_late": N_("Sorry, tip {code} can no longer be recorded as a complex case: its "
                        "settlement deadline ({due}) has passed."),
     "extended_already": N_("Sorry, tip {code} was already extended by {days} days at {at}; "

@@ -173,6 +173,8 @@ def test_a_complex_case_after_an_extension_keeps_the_extension() -> None:
     (Tip(complex_at=ict(2026, 3, 2)), ict(2026, 3, 3), "x", "complex_already"),
     (Tip(), ict(2026, 3, 3), "  ", "no_reason"),
     (Tip(), ict(2026, 3, 21, 9, 1), "x", "complex_late"),  # the 20 days are over
+    # not taken up yet: as on the card, where the button comes with the take-up
+    (Tip(status="new", acknowledged_at=None), ict(2026, 3, 3), "x", "complex_not_taken_up"),
 ])
 def test_complex_case_refusals(tip: Tip, now: datetime, reason: str, refusal: str) -> None:
     with pytest.raises(DeadlineRefusal) as raised:
@@ -182,7 +184,7 @@ def test_complex_case_refusals(tip: Tip, now: datetime, reason: str, refusal: st
 
 
 def test_a_complex_case_may_be_recorded_up_to_the_deadline_itself() -> None:
-    tip = Tip(status="new", acknowledged_at=None)  # open: taken up or not
+    tip = Tip(status="verifying")
     assert POLICY.complex_case(tip, tip.settle_due_at, "x").new_due == ict(2026, 5, 1, 9, 0)
 
 

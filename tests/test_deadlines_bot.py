@@ -365,3 +365,11 @@ async def test_queue_marks_what_is_overdue_by_the_bots_clock(
     [urgent_line] = [line for line in lines if urgent.code in line]
     [normal_line] = [line for line in lines if normal.code in line]
     assert urgent_line.endswith("⚠️ QUÁ HẠN") and "QUÁ HẠN" not in normal_line
+
+
+async def test_complex_by_command_waits_for_the_take_up_like_the_button(world: World) -> None:
+    tip, _card = await delivered_tip(world, text="Chưa ai nhận")
+    reply = await say(world, f"/complex {tip.code} nhiều địa điểm")
+    assert reply == (f"Xin lỗi, tin báo {tip.code} chưa được tiếp nhận: hãy bấm “Tiếp nhận” "
+                     "trước, rồi mới ghi nhận vụ việc phức tạp.")
+    assert await deadline_events(world, tip) == []

@@ -193,9 +193,13 @@ class DeadlinePolicy:
 
     def complex_case(self, tip: SettlementTip, now: datetime, reason: str) -> DeadlineChange:
         """Recording a complex case: 2 months from receipt (plus an extension already
-        granted). Refused (``DeadlineRefusal``) for a closed tip, a second time, without a
-        reason, or once the current deadline has passed (a late tip is not made on time)."""
+        granted). Refused (``DeadlineRefusal``) for a closed tip, one not taken up yet (the
+        officer who takes it up judges it, as on the card, where the button comes with the
+        take-up), a second time, without a reason, or once the current deadline has passed
+        (a late tip is not made on time)."""
         _require_open(tip)
+        if tip.status == TipStatus.NEW:
+            raise DeadlineRefusal("complex_not_taken_up", tip.settle_due_at)
         if tip.complex_at is not None:
             raise DeadlineRefusal("complex_already", tip.settle_due_at, at=tip.complex_at)
         if not reason.strip():
