@@ -305,3 +305,42 @@ async def test_the_tick_runs_every_minute_on_the_job_queue(world: World) -> None
     assert application is not None and application.job_queue is not None
     [job] = application.job_queue.get_jobs_by_name("campaign_tick")
     assert job.trigger.interval.total_seconds() == 60  # type: ignore[attr-defined]
+
+
+async def test_a_tip_card_goes_out_while_a_broadcast_is_running(
+    sandbox: BotApiSandbox, database_url: str, tmp_path: Path,
+) -> None:
+    """Cards keep priority: a tip confirmed while an announcement goes to 150 subscribers
+    (5 s at 30/s) reaches its police group before the broadcast is over; nothing of the tip
+    is refused (the resident's replies are not counted in the broadcast's yield yet: a few
+    announcements or progress edits may meet a 429, and are sent again after it)."""
+    from tests.test_intake_bot import confirm, write_tip
+
+    clock = MovableClock(ict(2026, 12, 2, 10, 0))
+    async with running_world(sandbox, database_url, tmp_path, clock=clock,
+                             morning_summary_at=None) as world:
+        services = world.services
+        for number in range(150):
+            user = sandbox.create_user(f"B{number}", user_id=7600000000 + number)
+            sandbox.world.private_state(user)
+            await services.subscriptions.subscribe(
+                services.pseudonyms.resident("tg", user.id), ReplyAddress("tg", str(user.id)),
+                "all")
+        resident = world.demo.residents[0]
+        prompt = await write_tip(world, resident, text="Có người lạ đột nhập kho.")
+        store = services.campaigns.store
+        await store.add_custom(
+            title="B", text="Thông báo an ninh.", photo=None, scope="all", scope_code=None,
+            send_at=clock.now(), status="scheduled", created_by=None, now=clock.now())
+        [run_id] = await services.campaigns.tick()  # the broadcast starts, not awaited
+        await sandbox.wait_for_bot_messages(7600000000 + 10, 1, timeout=10)  # under way
+        await confirm(world, resident, prompt)
+        await sandbox.wait_for_bot_messages(world.demo.commune_group.id, 1, timeout=10)
+        assert (await store.counts(run_id)).remaining > 0  # the card did not wait for it
+        await services.campaigns.wait_idle()
+        counts = await store.counts(run_id)
+        assert (counts.sent, counts.remaining) == (150, 0)
+    refused = [c for c in sandbox.method_calls() if not c["ok"]]
+    assert all(c["error_code"] == 429 for c in refused), refused[:3]
+    tip_chats = {str(world.demo.commune_group.id), str(resident.id)}
+    assert [c for c in refused if str(c["params"].get("chat_id")) in tip_chats] == []
