@@ -133,9 +133,10 @@ async def build_services(
         jobs=reminders.jobs(), queued=outbox.wake,
     )
     kpi = KpiService(KpiStore(db), directory)
+    linking = GroupLinking(GroupStore(db), directory)
     if settings.morning_summary_at is not None:
         rounds.add(morning_summary_job(
-            kpi, directory, rounds.groups, at=settings.morning_summary_at, zone=settings.zone,
+            kpi, linking, rounds.groups, at=settings.morning_summary_at, zone=settings.zone,
             _=translator.for_language("vi"),
         ))
     campaigns = build_campaigns(settings, db, bot, translator, sealer, directory, outbox, clock)
@@ -145,7 +146,7 @@ async def build_services(
         directory=directory,
         translator=translator,
         pseudonyms=Pseudonymizer(secret_key),
-        linking=GroupLinking(GroupStore(db), directory),
+        linking=linking,
         residents=ResidentPreferences(ResidentStore(db)),
         categories=categories,
         locator=locator,

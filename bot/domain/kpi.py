@@ -19,7 +19,8 @@ from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from bot.domain.communes import CommuneDirectory
-from bot.domain.linking import LinkTarget
+from bot.domain.linking import GroupLinking, LinkingError, LinkTarget
+from bot.domain.linking import Scope as LinkScope
 from bot.domain.rounds import DailySchedule, Group, RoundJob, RoundWindow, per_group
 from bot.i18n import N_, Gettext
 
@@ -469,7 +470,7 @@ __all__ = ["Area", "Backlog", "Counts", "DayCounts", "KpiReport", "KpiService", 
 
 
 def morning_summary_job(
-    kpi: KpiService, directory: CommuneDirectory, groups: Callable[[], Awaitable[Sequence[Group]]],
+    kpi: KpiService, linking: GroupLinking, groups: Callable[[], Awaitable[Sequence[Group]]],
     *, at: time, zone: ZoneInfo, _: Gettext,
 ) -> RoundJob:
     """Every linked police group's summary at ``at`` local time each day (one round a day,
@@ -477,17 +478,11 @@ def morning_summary_job(
     yesterday's figures and the backlog now, for its commune or province."""
 
     async def text(group: Group, window: RoundWindow, now: datetime) -> str | None:
-        area = area_of_group(group, directory)
-        return None if area is None else await kpi.morning_text(area, now, zone, _)
+        scope: LinkScope = "commune" if group.scope == "commune" else "province"
+        try:
+            area = Area.of_link(linking.resolve(scope, group.code))
+        except LinkingError:  # a code the directory no longer has
+            return None
+        return await kpi.morning_text(area, now, zone, _)
 
     return RoundJob("summary", DailySchedule(at, zone), per_group(groups, text))
-
-
-def area_of_group(group: Group, directory: CommuneDirectory) -> Area | None:
-    """The area a linked group answers for (None: a code the directory no longer has)."""
-    if group.scope == "commune":
-        commune = directory.commune(group.code)
-        return None if commune is None else Area(
-            "commune", commune.code, commune.name, commune.province_code)
-    province = directory.province(group.code)
-    return None if province is None else Area("province", province.code, province.name)
