@@ -319,6 +319,36 @@ def thread_cpu() -> tuple[float, float]:
     return main, other
 
 
+class GcTrace:
+    """Time the bot process spends in the cyclic garbage collector (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self.pauses: list[tuple[int, float]] = []
+        self._started = 0.0
+        self.enabled = False
+
+        def callback(phase: str, info: dict[str, Any]) -> None:
+            if phase == "start":
+                self._started = time.perf_counter()
+            elif self.enabled:
+                self.pauses.append((info["generation"], time.perf_counter() - self._started))
+
+        gc.callbacks.append(callback)
+
+    def start(self) -> None:
+        self.pauses = []
+        self.enabled = True
+
+    def stop(self) -> dict[str, Any]:
+        self.enabled = False
+        full = [s for g, s in self.pauses if g == 2]
+        return {"gc_ms": round(sum(s for _, s in self.pauses) * 1000, 1),
+                "gc_runs": [sum(1 for g, _ in self.pauses if g == gen) for gen in range(3)],
+                "gc_full_runs": len(full), "gc_full_max_ms": round(max(full, default=0) * 1000, 1)}
+
+
 class LoopLag:
     """How late the bot's event loop wakes up from a 5 ms sleep (a saturation signal)."""
 
@@ -534,9 +564,14 @@ async def run_once(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
         assert services is not None
         residents: list[int] = world["residents"]
         trace = WriteLockTrace(services.db)
+        gc_trace = GcTrace()
         started = time.perf_counter()
         await prepare_drafts(services, residents, communes, via_service=(
             len(residents) if args.prepare == "service" else args.warmup))
+        if args.gc == "settled":  # as `python -m bot` does once started (bot/heap.py)
+            from bot.heap import settle_after_start
+
+            settle_after_start()
         log(f"run {run_no}: {len(residents)} drafts prepared in "
             f"{time.perf_counter() - started:.1f} s")
         parent_end.send({"kind": "idle", "residents": []})
@@ -566,6 +601,7 @@ async def run_once(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
             if profile is not None:
                 profile.enable()
             trace.start()
+            gc_trace.start()
             cpu0, wall0, threads0 = time.process_time(), time.perf_counter(), thread_cpu()
             parent_end.send(order)
             result = await recv(parent_end)
@@ -578,7 +614,8 @@ async def run_once(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
                 profile.dump_stats(Path(args.cprofile) / f"bot-{name}.pstats")
             phases.append(Phase(name, result, bot_cpu, bot_wall, await lag.stop(),
                                 threads1[0] - threads0[0], threads1[1] - threads0[1],
-                                trace.stop(bot_wall, len(order["residents"]))))
+                                {**trace.stop(bot_wall, len(order["residents"])),
+                                 **gc_trace.stop()}))
 
         await asyncio.sleep(0.5)  # a row is marked sent just after its card is stored
         async with services.db.session() as session:
@@ -613,8 +650,8 @@ def _start_py_spy(args: argparse.Namespace, phase: str) -> list[subprocess.Popen
     for who, pid in (("bot", os.getpid()),
                      *[("telegram", p.pid) for p in multiprocessing.active_children()]):
         procs.append(subprocess.Popen(  # noqa: S603 - our own profiler, our own pids
-            [exe, "record", "--pid", str(pid), "--rate", "100", "--nonblocking", "--format", "raw",
-             "--output", str(out / f"{who}-{phase}.txt"), "--threads"],
+            [exe, "record", "--pid", str(pid), "--rate", str(args.py_spy_rate), "--nonblocking",
+             "--format", "raw", "--output", str(out / f"{who}-{phase}.txt"), "--threads"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         ))
     time.sleep(0.5)  # let it attach
@@ -683,7 +720,8 @@ def report(args: argparse.Namespace, run_no: int, phases: list[Phase],
 COMMON_KEYS = ["failed", "bot_cpu_ms_per_tip", "loop_thread_cpu_ms_per_tip",
                "loop_thread_busy_pct", "telegram_cpu_ms_per_tip", "write_tx_per_tip",
                "lock_wait_p99_ms", "lock_hold_p50_ms", "lock_hold_p99_ms",
-               "lock_held_pct_of_wall", "loop_lag_p99_ms", "http_429"]
+               "lock_held_pct_of_wall", "loop_lag_p99_ms", "http_429", "gc_ms",
+               "gc_full_runs", "gc_full_max_ms"]
 MEDIAN_KEYS = {
     "throughput": ["receipt_tips_per_s", "card_tips_per_s", "receipt_rate_mid80",
                    "card_rate_mid80", "receipts_done_s", "cards_done_s", "receipt_p50_ms",
@@ -728,6 +766,11 @@ def main() -> None:
                         "default) or each through IntakeService (5 transactions, slow)")
     parser.add_argument("--cprofile", help="write cProfile stats of the bot process per phase "
                         "into this directory (slows the bot ~2x: for call counts, not speed)")
+    parser.add_argument("--gc", choices=["settled", "default"], default="settled",
+                        help="the garbage collector as the bot's entry points leave it "
+                        "(settled, default) or Python's defaults")
+    parser.add_argument("--py-spy-rate", type=int, default=100,
+                        help="py-spy samples per second (default 100)")
     parser.add_argument("--py-spy", help="record py-spy raw stacks of both processes per phase "
                         "into this directory (py-spy must be installed)")
     parser.add_argument("--quiet", action="store_true", help="only the summary")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.app import BotEndpoint, TiplineRuntime
+from bot.heap import settle_after_start
 from bot.settings import Settings
 
 
@@ -13,6 +14,7 @@ async def run_live(settings: Settings, stop: asyncio.Event) -> None:
     endpoint = BotEndpoint(settings.telegram_token.get_secret_value(), settings.bot_api_url)
     runtime = TiplineRuntime(settings, endpoint, settings.secret_key.get_secret_value().encode())
     await runtime.start()
+    settle_after_start()
     try:
         await stop.wait()
     finally:

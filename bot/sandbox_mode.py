@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bot.app import BotEndpoint, TiplineRuntime
 from bot.domain.linking import GroupLinking
+from bot.heap import settle_after_start
 from bot.sandbox import BotApiSandbox, RateLimits, SandboxChat, SandboxUser
 from bot.settings import Settings, SettingsError
 
@@ -130,6 +131,7 @@ async def run_sandbox(
         await runtime.start()
         assert runtime.services is not None
         await link_demo_groups(runtime.services.linking, demo)
+        settle_after_start()
         print(
             f"\n  Tip-line sandbox is running: open {sandbox.url}/ in a browser.\n"
             f"  Act as a resident (Dung, Emma) or as officers in the demo police groups.\n"
