@@ -301,6 +301,24 @@ def pick_communes(count: int) -> list[int]:
     return chosen
 
 
+def cpu_by_thread() -> dict[str, float]:
+    """CPU seconds (user, system) of each thread of this process, by Python thread name with
+    its number stripped ("sqlite-read_2" -> "sqlite-read"), summed over threads of a name."""
+    import threading
+
+    names = {t.native_id: re.sub(r"[_-]?\d+$|^Thread-\d+ \((.*)\)$", r"\1", t.name)
+             for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    seconds: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            entry = seconds[names.get(int(task.name), "other")]
+            entry[0] += int(fields[11]) / tick
+            entry[1] += int(fields[12]) / tick
+    return {name: (user, system) for name, (user, system) in seconds.items()}
+
+
 def thread_cpu() -> tuple[float, float]:
     """CPU seconds of this process: (event-loop thread, all other threads), from /proc."""
     import threading
@@ -602,11 +620,18 @@ async def run_once(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
                 profile.enable()
             trace.start()
             gc_trace.start()
+            by_thread0 = cpu_by_thread()
             cpu0, wall0, threads0 = time.process_time(), time.perf_counter(), thread_cpu()
             parent_end.send(order)
             result = await recv(parent_end)
             bot_cpu, bot_wall = time.process_time() - cpu0, time.perf_counter() - wall0
             threads1 = thread_cpu()
+            by_thread1, tips = cpu_by_thread(), max(len(order["residents"]), 1)
+            by_thread = {  # user+system ms per tip, and the system part
+                name: [round((u - by_thread0.get(name, (0, 0))[0]) / tips * 1000, 2),
+                       round((s - by_thread0.get(name, (0, 0))[1]) / tips * 1000, 2)]
+                for name, (u, s) in sorted(by_thread1.items())
+            }
             _stop_py_spy(spy)
             if profile is not None:
                 profile.disable()
@@ -615,7 +640,8 @@ async def run_once(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
             phases.append(Phase(name, result, bot_cpu, bot_wall, await lag.stop(),
                                 threads1[0] - threads0[0], threads1[1] - threads0[1],
                                 {**trace.stop(bot_wall, len(order["residents"])),
-                                 **gc_trace.stop()}))
+                                 **gc_trace.stop(),
+                                 "cpu_ms_per_tip_by_thread_user_system": by_thread}))
 
         await asyncio.sleep(0.5)  # a row is marked sent just after its card is stored
         async with services.db.session() as session:
