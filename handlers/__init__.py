@@ -48,6 +48,8 @@ GROUP_COMMANDS = [
 # The update types the bot asks for, the same in polling and webhook mode. Edits arrive so
 # that their senders can be told they are not taken into account (handlers.edits);
 # chat_member (sent to bots that administer a group) forgets a leaver's membership at once.
+# "/tip_7K3Q_9MXD" or "/tip_7K3Q_9MXD@SomeBot" and nothing else on the line
+TIP_LINK_PATTERN = r"^/tip_[0-9A-Za-z]{4}_[0-9A-Za-z]{4}(@\w+)?\s*$"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member", "chat_member"]
 
 
@@ -75,6 +77,9 @@ def register(application: TiplineApplication) -> None:
     application.add_handler(CallbackQueryHandler(police_buttons(police.on_button), pattern=r"^t:"))
     application.add_handler(CommandHandler("queue", police.queue_command, filters=groups))
     application.add_handler(CommandHandler("tip", police.tip_command, filters=groups))
+    # the one-tap "/tip_7K3Q_9MXD" of digests and /overdue (not a registered command name)
+    application.add_handler(MessageHandler(
+        groups & filters.Regex(TIP_LINK_PATTERN), police.tip_link_command))
     application.add_handler(CommandHandler("complex", police.complex_command, filters=groups))
     application.add_handler(CommandHandler("extend", police.extend_command, filters=groups))
     application.add_handler(CommandHandler("help", police.group_help, filters=groups))

@@ -20,6 +20,7 @@ from telegram.constants import ParseMode
 from bot.context import TiplineContext
 from bot.domain.cards import format_time, reporter_alias
 from bot.domain.deadlines import MAX_EXTENSION_DAYS, DeadlineChange, DeadlineRefusal, overdue
+from bot.domain.receipts import code_of_tip_link
 from bot.domain.records import EventRecord, TipRecord
 from bot.domain.status import OPEN_STATUSES, TRANSITIONS, Action, police_label
 from bot.domain.text import echo
@@ -471,11 +472,27 @@ async def queue_command(update: Update, context: TiplineContext) -> None:
 
 async def tip_command(update: Update, context: TiplineContext) -> None:
     """/tip <code>: post the card again (the new one is live) with the tip's history."""
+    await _show_tip(update, context, " ".join(context.args or []))
+
+
+async def tip_link_command(update: Update, context: TiplineContext) -> None:
+    """``/tip_7K3Q_9MXD``, the one-tap form in digests and /overdue: as ``/tip 7K3Q-9MXD``.
+    One addressed to another bot (``…@OtherBot``) is not ours to answer."""
+    message = update.effective_message
+    assert message is not None and message.text is not None
+    command = message.text.split(maxsplit=1)[0]
+    addressee = command.partition("@")[2]
+    if addressee and addressee.lower() != (context.bot.username or "").lower():
+        return
+    await _show_tip(update, context, code_of_tip_link(command) or "")
+
+
+async def _show_tip(update: Update, context: TiplineContext, typed_code: str) -> None:
     _ = police_texts(context)
     message = update.effective_message
     assert message is not None
     triage = context.services.triage
-    tip = await triage.tip_by_code(" ".join(context.args or []))
+    tip = await triage.tip_by_code(typed_code)
     if tip is None or tip.id is None or not await triage.can_see_in(tip, message.chat.id):
         await message.reply_text(_("No tip with this code in this group's area."))
         return

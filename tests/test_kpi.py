@@ -191,9 +191,9 @@ def test_durations_and_overdue_lines() -> None:
                         commune_names={PHUC_KHANH: "Xã Phúc Khánh", KHAO_MANG: "Xã Khao Mang"})
     assert text.splitlines() == [
         "⚠️ Tin báo quá hạn (3):",
-        "• <code>/tip 7K3Q-9MXD</code> · Xã Phúc Khánh · Trộm cắp tài sản · "
+        "• /tip_7K3Q_9MXD · Xã Phúc Khánh · Trộm cắp tài sản · "
         "chưa có người phụ trách · chưa tiếp nhận, trễ 11 giờ",
-        "• <code>/tip AB12-CD34</code> · Xã Khao Mang · drugs · Bình &lt;Lê&gt; · "
+        "• /tip_AB12_CD34 · Xã Khao Mang · drugs · Bình &lt;Lê&gt; · "
         "chưa giải quyết xong, trễ 2 ngày 17 giờ",
         "… và 1 tin báo khác.",
     ]

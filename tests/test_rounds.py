@@ -27,6 +27,7 @@ from bot.domain.cards import CardRenderer
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
 from bot.domain.outbox import DigestPayload, OutboxKind, PayloadError, parse_payload
+from bot.domain.receipts import tip_link
 from bot.domain.reminders import (
     DigestTexts,
     DueTip,
@@ -68,7 +69,18 @@ ICT = ZoneInfo("Asia/Ho_Chi_Minh")
 B = timedelta(minutes=15)
 POLICY = ReminderPolicy(every=B)
 TICK: dict[str, Any] = {"round_tick_seconds": 0.2, "morning_summary_at": None}  # reminders only
-CODE_RE = re.compile(r"/tip ([0-9A-Z]{4}-[0-9A-Z]{4})")
+TIP_LINK_RE = re.compile(r"/tip_([0-9A-Z]{4})_([0-9A-Z]{4})\b")
+
+
+class TipLinks:
+    """The codes of the one-tap ``/tip_XXXX_YYYY`` links in a text, as ``XXXX-YYYY``."""
+
+    @staticmethod
+    def findall(text: str) -> list[str]:
+        return [f"{head}-{tail}" for head, tail in TIP_LINK_RE.findall(text)]
+
+
+TIP_LINKS = TipLinks()
 
 
 def due_tip(n: int, created: datetime, *, status: str = "new", ack: timedelta = timedelta(hours=24),
@@ -226,12 +238,12 @@ def test_long_digests_are_split_into_few_messages_without_cutting_a_line() -> No
     assert 1 < len(parts) <= 3
     assert all(len(part) <= 4096 for part in parts)
     assert parts[0].startswith("⏰ <b>Nhắc hạn</b>: 60 tin báo sắp đến hạn (phần 1/")
-    assert sorted(CODE_RE.findall("".join(parts))) == sorted(t.code for t in tips)
+    assert sorted(TIP_LINKS.findall("".join(parts))) == sorted(t.code for t in tips)
     assert "chưa có người nhận · còn 11 giờ" in parts[0]
     many = [replace(i, tip=replace(i.tip, id=n, code=f"{n:04d}-ABCD"))
             for n, i in enumerate(items * 5)]
     capped = texts.reminder(many, now)
-    listed = len(CODE_RE.findall("".join(capped)))
+    listed = len(TIP_LINKS.findall("".join(capped)))
     assert len(capped) <= 5 and capped[-1].endswith(f"… và {300 - listed} tin báo khác")
     assert split_lines("H", ["x" * 5000]) == ["H\n" + "x" * 4094]
 
@@ -425,22 +437,23 @@ async def test_one_reminder_digest_per_group_with_the_right_tips(
         clock.set(t0 + timedelta(hours=12, minutes=1))
         await settle(world, clock)
         [digest_x] = await digests(world, x)
-        assert sorted(CODE_RE.findall(digest_x)) == sorted([due.code, taken.code])
+        assert sorted(TIP_LINKS.findall(digest_x)) == sorted([due.code, taken.code])
         assert digest_x.startswith("⏰ Nhắc hạn: 2 tin báo sắp đến hạn")
-        assert f"/tip {due.code} · Ma túy · chưa có người nhận · còn 11 giờ" in digest_x
-        assert f"/tip {taken.code} · Ma túy · Bình Lê Thị · còn 4 ngày" in digest_x
+        assert f"{tip_link(due.code)} · Ma túy · chưa có người nhận · còn 11 giờ" in digest_x
+        assert f"{tip_link(taken.code)} · Ma túy · Bình Lê Thị · còn 4 ngày" in digest_x
         assert later.code not in digest_x and closed.code not in digest_x
-        assert CODE_RE.findall((await digests(world, y))[0]) == [elsewhere.code]
-        # each code is a command to copy: /tip CODE
-        code_entities = [e for m in world.sandbox.bot_messages(x) if m["text"] == digest_x
-                         for e in m.get("entities", []) if e["type"] == "code"]
-        assert len(code_entities) == 2
+        assert TIP_LINKS.findall((await digests(world, y))[0]) == [elsewhere.code]
+        # each code is a one-tap command: the client shows /tip_XXXX_YYYY as a link
+        [message_x] = [m for m in world.sandbox.bot_messages(x) if m["text"] == digest_x]
+        commands = [message_x["text"][e["offset"]:e["offset"] + e["length"]]
+                    for e in message_x.get("entities", []) if e["type"] == "bot_command"]
+        assert sorted(commands) == sorted([tip_link(due.code), tip_link(taken.code)])
 
         # the 90% point is another round; the 50% one is not repeated
         clock.set(t0 + timedelta(hours=21, minutes=37))
         await settle(world, clock)
         assert len(await digests(world, x)) == 2
-        assert CODE_RE.findall((await digests(world, x))[1]) == [due.code]
+        assert TIP_LINKS.findall((await digests(world, x))[1]) == [due.code]
         assert len(await digests(world, y)) == 2
         assert await digests(world, world.demo.province_group.id) == []
         assert await digests(world, world.demo.ops_group.id) == []
@@ -529,7 +542,7 @@ async def test_a_round_missed_while_down_runs_once_after_restart(
     async with bot_running(sandbox, database_url, tmp_path, clock, world) as again:
         await settle(again, clock)
         [digest] = await digests(again, x)
-        assert CODE_RE.findall(digest) == [due.code]
+        assert TIP_LINKS.findall(digest) == [due.code]
     # and again: nothing is sent twice, not even once the next slot is due
     clock.advance(minutes=16)
     async with bot_running(sandbox, database_url, tmp_path, clock, world) as third:
@@ -556,7 +569,7 @@ async def test_sixty_tips_due_in_one_group_stay_within_twenty_messages_a_minute(
         messages = world.sandbox.bot_messages(x)
         assert 2 <= len(messages) <= 3
         assert all(len(m["text"]) <= 4096 for m in messages)
-        listed = [code for m in messages for code in CODE_RE.findall(m["text"])]
+        listed = [code for m in messages for code in TIP_LINKS.findall(m["text"])]
         assert sorted(listed) == sorted(t.code for t in tips)  # each once
         dates = sorted(m["date"] for m in messages)
         assert all(sum(1 for d in dates if start <= d < start + 60) <= 20 for start in dates)
@@ -578,7 +591,7 @@ async def test_overdue_tip_escalates_to_the_province_and_its_card_is_marked_in_p
         await settle(world, clock)
         [escalation] = await digests(world, province)
         assert escalation.startswith("🚨 Tin báo quá hạn: 1")
-        assert f"/tip {code} · Xã Phúc Khánh · chưa có người nhận · quá hạn tiếp nhận" \
+        assert f"{tip_link(code)} · Xã Phúc Khánh · chưa có người nhận · quá hạn tiếp nhận" \
             in escalation
         await until(lambda: "⚠️ Quá hạn: hạn tiếp nhận là" in current(world, card)["text"])
         assert len(world.sandbox.bot_messages(x)) == 1  # edited, not posted again
@@ -604,7 +617,7 @@ async def test_escalation_without_a_province_group_goes_to_the_ops_chat(
         clock.advance(minutes=30)
         await settle(world, clock)
         [escalation] = await digests(world, world.demo.ops_group.id)
-        assert CODE_RE.findall(escalation) == [late.code]
+        assert TIP_LINKS.findall(escalation) == [late.code]
         assert world.sandbox.bot_messages(world.demo.province_group.id) == []
 
 

@@ -16,6 +16,7 @@ from sqlmodel import col, select
 from bot.domain.status import Action
 from bot.domain.triage import Officer
 from bot.sandbox import SandboxUser
+from bot.sandbox_mode import SANDBOX_BOT_USERNAME
 from storage.models import Tip, TipEvent, TipReporter
 from tests.conftest import World
 from tests.test_intake_bot import buttons, confirm, send_tip, tip_by_code, wait_card, write_tip
@@ -410,6 +411,34 @@ async def test_tip_command_does_not_leak_other_areas(world: World) -> None:
     outsider = outsider_group_member(world)
     other_group = await other_commune_group(world, outsider)
     [reply] = await world.exchange(outsider, f"/tip {tip.code}", chat_id=other_group)
+    assert reply["text"] == "Không có tin báo với mã này trong địa bàn của nhóm."
+
+
+async def test_the_one_tap_tip_link_of_digests_shows_the_card_in_its_area_only(
+    world: World,
+) -> None:
+    """Digests and /overdue list each tip as ``/tip_XXXX_YYYY``, which the client shows as a
+    link: tapping it (in a group it may come with the bot's name) works as ``/tip XXXX-YYYY``;
+    one addressed to another bot is not answered; another commune's group learns nothing."""
+    tip, _card = await delivered_tip(world)
+    officer, group = world.demo.officer, world.demo.commune_group.id
+    link = "/tip_" + tip.code.replace("-", "_")
+    card, history = await world.exchange(officer, link, chat_id=group, replies=2)
+    assert card["text"].startswith(f"📥 Tin báo {tip.code}")
+    assert buttons(card)[0] == f"t:{tip.id}:ack"
+    assert f"Nhận tin báo – Người báo tin #{tip.id}" in history["text"]
+    card_again, _history = await world.exchange(
+        officer, f"{link}@{SANDBOX_BOT_USERNAME}", chat_id=group, replies=2)
+    assert card_again["text"] == card["text"]
+
+    before = len(world.sandbox.bot_messages(group))
+    await world.sandbox.send_text(officer.id, f"{link}@SomeOtherBot", chat_id=group)
+    await world.sandbox.wait_idle(timeout=5, settle=0.3)
+    assert len(world.sandbox.bot_messages(group)) == before
+
+    outsider = outsider_group_member(world)
+    other_group = await other_commune_group(world, outsider)
+    [reply] = await world.exchange(outsider, link, chat_id=other_group)
     assert reply["text"] == "Không có tin báo với mã này trong địa bàn của nhóm."
 
 

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from bot.domain.communes import CommuneDirectory
 from bot.domain.linking import GroupLinking, LinkingError, LinkTarget
 from bot.domain.linking import Scope as LinkScope
+from bot.domain.receipts import tip_link
 from bot.domain.rounds import DailySchedule, Group, RoundJob, RoundWindow, per_group
 from bot.i18n import N_, Gettext
 
@@ -416,7 +417,7 @@ def overdue_text(
     tips: list[OverdueTip], total: int, now: datetime, _: Gettext, *,
     category_label: dict[str, str], commune_names: dict[int, str] | None = None,
 ) -> str:
-    """/overdue: one line per overdue tip (HTML: the codes as ``/tip CODE`` to copy)."""
+    """/overdue: one line per overdue tip (HTML: each code as its one-tap ``/tip_CODE``)."""
     if not tips:
         return escape(_("No overdue tips."))
     lines = [escape(_("⚠️ Overdue tips ({count}):").format(count=total))]
@@ -425,7 +426,7 @@ def overdue_text(
         what = _("not acknowledged") if tip.status == "new" else _("not settled")
         place = f" · {escape(commune_names[tip.commune_code])}" if commune_names else ""
         lines.append(
-            f"• <code>/tip {tip.code}</code>{place} · "
+            f"• {escape(tip_link(tip.code))}{place} · "
             f"{escape(category_label.get(tip.category, tip.category))} · {escape(owner)} · "
             + escape(_("{what}, {late} late").format(
                 what=what, late=format_duration(tip.late_by(now).total_seconds(), _))))

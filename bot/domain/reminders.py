@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.categories import Categories
 from bot.domain.communes import CommuneDirectory
+from bot.domain.receipts import tip_link
 from bot.domain.rounds import EPOCH, Digest, EverySchedule, RoundJob, RoundWindow, split_lines
 from bot.domain.status import OPEN_STATUSES, TipStatus
 from bot.i18n import Gettext
@@ -222,7 +223,7 @@ class DigestTexts:
         return _("less than a minute")
 
     def _code(self, tip: DueTip) -> str:
-        return f"<code>/tip {html.escape(tip.code)}</code>"
+        return html.escape(tip_link(tip.code))
 
     def _owner(self, tip: DueTip) -> str:
         return html.escape(tip.owner_name) if tip.owner_name else \
