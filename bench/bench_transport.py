@@ -1,5 +1,6 @@
 """CPU of the outbox's card sends on the bot's side: PTB's typed ``send_message`` (what the
-outbox uses now) against the raw ``do_api_request`` path it used before (issue 9.4).
+outbox uses) against PTB's public ``Bot.do_api_request`` with a plain dict and no return
+type (what the outbox's removed raw-call path amounted to, issue 9.4).
 
 Plain script (not a test). No network: PTB's ``Bot`` with a request object that answers at
 once with a canned Bot API answer, so only the bot's own work is timed (building the call,
@@ -21,7 +22,7 @@ from typing import Any
 from telegram import Bot
 from telegram.request import BaseRequest, RequestData
 
-from bot.telegram_transport import TelegramTransport, raw_call
+from bot.telegram_transport import TelegramTransport
 
 CARD = "📥 <b>Tin báo</b> <code>AB12CD</code>\n" + "Nội dung sự việc. " * 40
 BUTTONS = [[("✅ Tiếp nhận", "t:1:ack")], [("❓ Hỏi thêm", "t:1:ask"),
@@ -59,11 +60,11 @@ class Instant(BaseRequest):
 
 
 async def raw_send(bot: Bot, chat_id: int) -> int:
-    """The old path (until 2026-12-02): a plain dict, no PTB objects either way."""
+    """A plain dict each way, no PTB objects built (``return_type=None``)."""
     call = {"chat_id": chat_id, "text": CARD, "parse_mode": "HTML", "reply_markup": {
         "inline_keyboard": [[{"text": label, "callback_data": data} for label, data in row]
                             for row in BUTTONS]}}
-    sent: Any = await raw_call(bot, "sendMessage", call)
+    sent: Any = await bot.do_api_request("sendMessage", api_kwargs=call)
     return int(sent["message_id"])
 
 
