@@ -21,6 +21,7 @@ from telegram.error import (
     Forbidden,
     NetworkError,
     RetryAfter,
+    TelegramError,
     TimedOut,
 )
 
@@ -37,9 +38,13 @@ RIGHTS_RETRY_SECONDS = 300.0
 
 
 class TelegramTransport:
-    """Everything goes out through PTB's typed methods (its rate limiter, its errors mapped
-    to the outbox's). Cards once went out as raw ``do_api_request`` calls to skip building
-    PTB objects; the benchmarks showed no measurable gain (docs/benchmarks.md)."""
+    """Everything goes out through PTB's bot (its rate limiter, its errors mapped to the
+    outbox's). Texts (cards, notices, digests, their edits) go as plain Bot API calls through
+    PTB's public ``Bot.do_api_request``, like the resident's replies: only the sent message's
+    id is kept, so building PTB objects for the call and parsing the whole echoed message
+    (with its keyboard) into them would cost ~0.6 ms of CPU per card for nothing
+    (bench/bench_transport.py: 0.64 vs 0.07 ms; docs/benchmarks.md). Pictures and
+    locations keep the typed methods (uploads)."""
 
     def __init__(self, bot: Bot) -> None:
         self._bot = bot
@@ -48,20 +53,27 @@ class TelegramTransport:
         self, chat_id: int, text: str, *, reply_to: int | None = None,
         buttons: Buttons | None = None,
     ) -> int:
-        message = await _mapped(functools.partial(
-            self._bot.send_message, chat_id, text, parse_mode=ParseMode.HTML,
-            reply_parameters=_reply(reply_to), reply_markup=keyboard(buttons),
-        ), chat_id)
-        return message.message_id
+        call: dict[str, object] = {"chat_id": chat_id, "text": text,
+                                   "parse_mode": ParseMode.HTML}
+        if reply_to is not None:
+            call["reply_parameters"] = {"message_id": reply_to,
+                                        "allow_sending_without_reply": True}
+        if buttons:
+            call["reply_markup"] = keyboard_json(buttons)
+        sent = await _mapped(functools.partial(self._bot.do_api_request, "sendMessage", call),
+                             chat_id)
+        return _message_id(sent)
 
     async def edit_html(
         self, chat_id: int, message_id: int, text: str, *, buttons: Buttons | None = None
     ) -> None:
         try:
+            call: dict[str, object] = {"chat_id": chat_id, "message_id": message_id,
+                                       "text": text, "parse_mode": ParseMode.HTML}
+            if buttons:
+                call["reply_markup"] = keyboard_json(buttons)
             await _mapped(functools.partial(
-                self._bot.edit_message_text, text, chat_id=chat_id, message_id=message_id,
-                parse_mode=ParseMode.HTML, reply_markup=keyboard(buttons),
-            ), chat_id)
+                self._bot.do_api_request, "editMessageText", call), chat_id)
         except BadRequest as error:
             if "message is not modified" in error.message.lower():
                 return  # already shows this: done
@@ -110,6 +122,18 @@ class TelegramTransport:
             chat_id, latitude=latitude, longitude=longitude, reply_parameters=_reply(reply_to)
         ), chat_id)
         return message.message_id
+
+
+def keyboard_json(buttons: Buttons) -> dict[str, object]:
+    """The inline keyboard as the Bot API's JSON (for ``do_api_request``)."""
+    return {"inline_keyboard": [[{"text": label, "callback_data": data} for label, data in row]
+                                for row in buttons]}
+
+
+def _message_id(sent: object) -> int:
+    if not isinstance(sent, dict) or not isinstance(sent.get("message_id"), int):
+        raise TelegramError("Invalid server response: no message id")
+    return int(sent["message_id"])
 
 
 def keyboard(buttons: Buttons | None) -> InlineKeyboardMarkup | None:
