@@ -133,12 +133,14 @@ class OutboxStore:
         self._db = db
 
     async def due_heads(self, now: datetime, limit: int) -> list[DueHead]:
-        async with self._db.session() as session:
-            heads = (await (await session.connection()).execute(
-                _SQL.due_heads, {"now": now, "limit": limit}
-            )).all()
-        return [DueHead(row_id, bool(later), bool(urgent), owner)
-                for row_id, later, urgent, owner in heads if row_id is not None]
+        """Read in one hand-off (``Database.read``): the worker asks after every commit."""
+
+        def step(conn: Connection) -> list[DueHead]:
+            heads = conn.execute(_SQL.due_heads, {"now": now, "limit": limit}).all()
+            return [DueHead(row_id, bool(later), bool(urgent), owner)
+                    for row_id, later, urgent, owner in heads if row_id is not None]
+
+        return await self._db.read(step)
 
     async def claim(
         self, ids: Sequence[int], *, now: datetime, owner: str, lease_until: datetime,
