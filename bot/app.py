@@ -23,7 +23,7 @@ from telegram.ext import ApplicationBuilder, ContextTypes, Defaults
 import handlers
 from bot.context import BotData, Services, TiplineApplication, TiplineContext
 from bot.conversation.texts import stop_button
-from bot.domain.broadcast.campaigns import CampaignScheduler, parse_send_time
+from bot.domain.broadcast.campaigns import CampaignScheduler, heads_up_job, parse_send_time
 from bot.domain.broadcast.engine import BroadcastEngine, BroadcastSettings
 from bot.domain.broadcast.progress import ChatProgress
 from bot.domain.broadcast.subscribers import Subscriptions
@@ -140,6 +140,10 @@ async def build_services(
             _=translator.for_language("vi"),
         ))
     campaigns = build_campaigns(settings, db, bot, translator, sealer, directory, outbox, clock)
+    rounds.add(heads_up_job(  # the day before a built-in campaign, as a round
+        campaigns.builtins, rounds.groups, at=campaigns.send_time, zone=settings.zone,
+        police_texts=translator.for_language("vi"),
+    ))
     return Services(
         settings=settings,
         db=db,
@@ -196,7 +200,7 @@ def build_campaigns(
         clock=clock, province_of=province_of,
     )
     return CampaignScheduler(
-        store, engine, clock, settings.zone, police, groups=groups,
+        store, engine, clock, settings.zone, police,
         send_time=parse_send_time(settings.campaign_send_time),
         grace=timedelta(minutes=settings.campaign_misfire_grace_minutes),
     )

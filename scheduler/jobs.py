@@ -2,10 +2,11 @@
 
 Each job is a thin wrapper over a domain function; all are idempotent, so a missed or
 repeated run does no harm (APScheduler's default misfire handling is fine here). The
-rounds (reminders, escalations, summaries) are not APScheduler jobs of their own: one tick
-asks ``RoundEngine.run_due(now)`` which rounds are due, with ``now`` from the services'
-clock; their slots, the misfire grace and "never twice" live in our ``job_runs`` table
-(bot/domain/rounds.py), so a restart catches up by itself and nothing is pickled.
+rounds (reminders, escalations, summaries, the campaigns' day-before heads-up) are not
+APScheduler jobs of their own: one tick asks ``RoundEngine.run_due(now)`` which rounds are
+due, with ``now`` from the services' clock; their slots, the misfire grace and "never
+twice" live in our ``job_runs`` table (bot/domain/rounds.py), so a restart catches up by
+itself and nothing is pickled.
 """
 
 from __future__ import annotations
@@ -85,8 +86,9 @@ CAMPAIGN_TICK_SECONDS = 60
 
 async def campaign_tick(context: TiplineContext) -> None:
     """Start the campaigns that are due (built-in yearly ones, custom ones added from the CLI
-    or the admins' chat), send the day-before heads-ups, drive running broadcasts (also
-    those left running by a crash). Idempotent: runs are rows, (campaign, year) unique."""
+    or the admins' chat), drive running broadcasts (also those left running by a crash).
+    Idempotent: runs are rows, (campaign, year) unique. The day-before heads-up is a round
+    (``rounds_tick``), not this tick's."""
     await context.services.campaigns.tick()
 
 

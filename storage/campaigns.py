@@ -22,8 +22,6 @@ from storage.db import Database
 from storage.tables import campaign_deliveries as _deliveries
 from storage.tables import campaign_runs as _runs
 from storage.tables import campaigns as _campaigns
-from storage.tables import job_runs as _job_runs
-from storage.tables import links as _links
 from storage.tables import residents as _residents
 from storage.tables import subscribers as _subscribers
 
@@ -91,12 +89,6 @@ _CUSTOM_DONE = sa.update(_campaigns).where(
 _PROGRESS = sa.update(_runs).where(_R.id == sa.bindparam("run")).values(
     progress_chat_id=sa.bindparam("chat"), progress_message_id=sa.bindparam("msg"))
 _BUILTIN_ID = sa.select(_C.id).where(_C.key == sa.bindparam("key"))
-_COMMUNE_GROUPS = sa.select(_links.c.chat_id).where(_links.c.scope == "commune").order_by(
-    _links.c.chat_id)
-_ROUND_DONE = sa.update(_job_runs).where(
-    _job_runs.c.job == sa.bindparam("j"), _job_runs.c.scope == sa.bindparam("sc"),
-    _job_runs.c.round_key == sa.bindparam("k"),
-).values(status=sa.bindparam("st"), done_at=sa.bindparam("t"))
 
 
 def _audience_filter(scope: str, code: int | None, province: int | None) -> Any:
@@ -134,9 +126,6 @@ class CampaignsStore:
         # ON CONFLICT DO NOTHING across drivers)
         self._new_run = insert(_runs).on_conflict_do_nothing(
             index_elements=[_R.campaign_id, _R.year]).returning(_R.id)
-        self._new_round = insert(_job_runs).on_conflict_do_nothing(
-            index_elements=[_job_runs.c.job, _job_runs.c.scope, _job_runs.c.round_key]
-        ).returning(_job_runs.c.id)
 
     # --- reading ------------------------------------------------------------------------
 
@@ -184,10 +173,6 @@ class CampaignsStore:
             audience = (await conn.execute(_AUDIENCE, {"run": run_id})).scalar() or 0
         return RunCounts(by_status.get("sent", 0), by_status.get("failed", 0),
                          by_status.get("inactive", 0), by_status.get("pending", 0), audience)
-
-    async def commune_groups(self) -> list[int]:
-        async with self._db.engine.connect() as conn:
-            return list((await conn.execute(_COMMUNE_GROUPS)).scalars())
 
     # --- writing ------------------------------------------------------------------------
 
@@ -310,17 +295,3 @@ class CampaignsStore:
             statement = statement.where(_R.status.in_(list(only_from)))
         async with self._db.transaction() as session:
             return bool((await (await session.connection()).execute(statement)).rowcount)
-
-    async def claim_round(self, job: str, scope: str, round_key: str, now: datetime) -> bool:
-        async with self._db.transaction() as session:
-            return (await (await session.connection()).execute(self._new_round, {
-                "job": job, "scope": scope, "round_key": round_key, "status": "pending",
-                "created_at": now,
-            })).scalar() is not None
-
-    async def round_done(
-        self, job: str, scope: str, round_key: str, status: str, now: datetime
-    ) -> None:
-        async with self._db.transaction() as session:
-            await (await session.connection()).execute(_ROUND_DONE, {
-                "j": job, "sc": scope, "k": round_key, "st": status, "t": now})

@@ -121,27 +121,6 @@ async def test_down_from_7_to_9_still_sends_once_and_a_whole_day_down_skips_it(
         assert runs == 1
 
 
-async def test_the_day_before_each_commune_group_is_told_once(
-    sandbox: BotApiSandbox, database_url: str, tmp_path: Path,
-) -> None:
-    clock = MovableClock(ict(2026, 8, 18, 7, 0))
-    async with running_world(sandbox, database_url, tmp_path, clock=clock) as world:
-        group = world.demo.commune_group.id
-        before = len(sandbox.bot_messages(group))
-        await tick(world)
-        assert len(sandbox.bot_messages(group)) == before
-        clock.set(ict(2026, 8, 18, 8, 0))
-        await tick(world)
-        clock.advance(minutes=1)
-        await tick(world)
-        new = sandbox.bot_messages(group)[before:]
-        assert [m["text"] for m in new] == [
-            "📣 Ngày mai có chiến dịch: dự kiến nhiều tin báo hơn "
-            "(19/8 – Ngày hội toàn dân bảo vệ an ninh Tổ quốc)."]
-        province = world.demo.province_group.id
-        assert not any("Ngày mai" in m.get("text", "") for m in sandbox.bot_messages(province))
-
-
 async def test_a_custom_campaign_reaches_its_scope_only(
     sandbox: BotApiSandbox, database_url: str, tmp_path: Path,
 ) -> None:

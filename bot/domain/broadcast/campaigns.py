@@ -7,9 +7,11 @@ at start-up, with the injectable clock:
 - a built-in campaign is due on its day at ``send_time`` (08:00 ICT by default) and until
   ``grace`` later, never past that local day: a bot down from 07:00 to 09:00 sends it when
   it is back; its ``(campaign, year)`` run row is created once, so never twice;
-- the day before, at the same time (same grace), each commune police group linked gets a
-  heads-up ("Ngày mai có chiến dịch…"): a ``job_runs`` row per (group, campaign, year) is
-  written before the send and marked after (one message per group: far under 20/min);
+- the day before, at the same time, each commune police group linked gets a heads-up
+  ("Ngày mai có chiến dịch…"): not from this tick but as a round (``heads_up_job``, job
+  ``campaign_eve``, docs/rounds.md), so it is claimed once per (group, day) with its outbox
+  row, retried by the outbox, sent after due tip cards, and caught up after a restart
+  within the rounds' grace;
 - a custom campaign (CLI or the admins' chat) is due at its ``send_at``; past ``grace`` it
   expires unsent. Added from the CLI, it is picked up by the next tick (no restart);
 - every run still *running* without an engine in this process (a restart after a crash,
@@ -21,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import html
 import json
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from importlib import resources
@@ -33,7 +37,7 @@ from bot.domain.broadcast.engine import BroadcastEngine
 from bot.domain.broadcast.images import render_campaign_image
 from bot.domain.broadcast.store import CampaignStore
 from bot.domain.clock import Clock
-from bot.domain.outbox.transport import DeliveryError, Transport
+from bot.domain.rounds import DailySchedule, Digest, Group, RoundJob, RoundWindow, split_lines
 from bot.i18n import Gettext
 
 log = logging.getLogger("bot.domain.broadcast")
@@ -70,8 +74,7 @@ def parse_send_time(text: str) -> time:
 class CampaignScheduler:
     def __init__(
         self, store: CampaignStore, engine: BroadcastEngine, clock: Clock, zone: ZoneInfo,
-        police_texts: Gettext, *, groups: Transport | None = None,
-        send_time: time = time(8, 0),
+        police_texts: Gettext, *, send_time: time = time(8, 0),
         grace: timedelta = timedelta(hours=6), builtins: list[BuiltinCampaign] | None = None,
     ) -> None:
         self.store = store
@@ -84,7 +87,6 @@ class CampaignScheduler:
         self.builtins = builtins if builtins is not None else load_builtins()
         self._ids: dict[str, int] = {}
         self._drives: dict[int, asyncio.Task[str]] = {}
-        self._groups = groups  # the outbox's transport, for the day-before heads-up
         self._lock = asyncio.Lock()
 
     async def sync_builtins(self) -> None:
@@ -125,9 +127,6 @@ class CampaignScheduler:
                             log.info("campaign run started", extra={
                                 "event": builtin.key, "run_id": run_id})
                             started.append(run_id)
-                    eve_start, eve_end = self._window(builtin.day_in(year) - timedelta(days=1))
-                    if eve_start <= now < eve_end:
-                        await self._heads_up(builtin, year)
             for campaign in await self.store.due_customs(now):
                 assert campaign.send_at is not None
                 if now >= campaign.send_at + self.grace:
@@ -165,28 +164,34 @@ class CampaignScheduler:
         while self._drives:
             await asyncio.gather(*self._drives.values(), return_exceptions=True)
 
-    async def _heads_up(self, builtin: BuiltinCampaign, year: int) -> None:
-        transport = self._groups
-        if transport is None:
-            return
-        _ = self._
-        text = "📣 " + _("Tomorrow is a campaign day: expect more tips than usual ({title}).") \
-            .format(title=builtin.title)
-        round_key = f"{builtin.key}:{year}"
-        for chat_id in await self.store.commune_groups():
-            scope = f"chat:{chat_id}"
-            if not await self.store.claim_round(HEADS_UP_JOB, scope, round_key,
-                                                self._clock.now()):
-                continue  # sent already (or attempted before a crash: not twice)
-            status = "sent"
-            try:
-                await transport.send_html(chat_id, text)
-            except DeliveryError as error:
-                status = "failed"
-                log.warning("campaign heads-up not sent",
-                            extra={"chat_id": chat_id, "error_type": type(error).__name__})
-            await self.store.round_done(HEADS_UP_JOB, scope, round_key, status,
-                                        self._clock.now())
+
+def heads_up_job(
+    builtins: Sequence[BuiltinCampaign], groups: Callable[[], Awaitable[Sequence[Group]]],
+    *, at: time, zone: ZoneInfo, police_texts: Gettext,
+) -> RoundJob:
+    """The day-before heads-up as a round (job ``campaign_eve``): a slot every day at the
+    campaign send time ``at`` in ``zone``; on the eve of a built-in campaign every linked
+    commune group gets "📣 Ngày mai có chiến dịch…" (one digest each, through the outbox),
+    on other days the round sends nothing. A slot caught up after a restart (within the
+    rounds' grace) still says "tomorrow" only on the eve itself, never the day after."""
+    _ = police_texts
+
+    async def compose(window: RoundWindow, now: datetime) -> list[Digest]:
+        today = now.astimezone(zone).date()
+        if not any(slot.at.astimezone(zone).date() == today for slot in window.slots):
+            return []  # a slot of an earlier day, coalesced: its "tomorrow" is today
+        tomorrow = today + timedelta(days=1)
+        lines = ["📣 " + _("Tomorrow is a campaign day: expect more tips than usual ({title}).")
+                 .format(title=html.escape(builtin.title))
+                 for builtin in builtins
+                 if (builtin.month, builtin.day) == (tomorrow.month, tomorrow.day)]
+        if not lines:
+            return []
+        parts = tuple(split_lines("", lines))
+        return [Digest(group.chat_id, parts) for group in await groups()
+                if group.scope == "commune"]
+
+    return RoundJob(HEADS_UP_JOB, DailySchedule(at, zone), compose)
 
 
 COMMANDS = ("confirm", "pause", "resume", "cancel")
