@@ -8,9 +8,10 @@ limit (~1 msg/s, short bursts allowed), and its overall 30/s is a leaky bucket: 
   ``private_burst`` messages in any ``private_window_seconds`` (default 4 in 5 s);
 - instead of the leaky bucket, one ``SendBudget`` (bot/domain/sendbudget.py) of
   ``overall_max_rate`` messages in any second for everything that posts or edits a message
-  or answers a button press (``BUDGETED_ENDPOINTS``), taken right before the request goes out (after the per-chat
-  and per-group waits). The broadcast engine takes its slots from the same budget, behind
-  everyone else (``budget_of``); its requests come here holding their slot already.
+  or answers a button press (``BUDGETED_ENDPOINTS``), taken right before the request goes
+  out (after the per-chat and per-group waits). The broadcast engine takes its slots from
+  the same budget, behind everyone else (``budget_of``); its requests come here holding
+  their slot already.
 """
 
 from __future__ import annotations
