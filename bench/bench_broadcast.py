@@ -14,9 +14,16 @@ bot's PTB ``Bot`` with its rate limiter, as ``bot.app`` builds it, SQLite):
    per-chat windows, its overall 30/s off, so that it takes minutes), peak VmHWM of
    the worker, sampled for ``--rss-seconds`` (the whole run if 0);
 4. yielding: the outbox stands busy from 15 s to 30 s into a run of 1,500: the rate per
-   second the sandbox counted shows the drop to ``yield_rate`` (20/s) and back.
+   second the sandbox counted shows the drop to ``yield_rate`` (20/s) and back;
+5. mixed (``--only mixed``, not in the default set): a run of ``--mixed-users`` (1,500)
+   while the same bot sends ``--mixed`` (8) other messages a second to residents'
+   chats, every other one an edit (dialogues, progress edits), through the same rate
+   limiter and its send budget: the broadcast's rate, 429s, the most sends the sandbox
+   counted within a second, and how long the others took (they go ahead of the
+   broadcast's waiting senders).
 
     PYTHONPATH=$PWD .venv/bin/python bench/bench_broadcast.py [--users 20000] [--kill-users 3000]
+    PYTHONPATH=$PWD .venv/bin/python bench/bench_broadcast.py --only mixed [--mixed 8]
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-secret-key-0123456789-abcdefghijklmnop"  # noqa: S105 - a bench key
 FIRST_ID = 9_000_000_000
+OTHER_ID = 9_900_000_000  # residents in a dialogue with the bot, not subscribers (mixed)
+OTHERS = 40
 
 
 # --- the sandbox process -------------------------------------------------------------------
@@ -51,6 +60,7 @@ async def serve_sandbox(users: int, limits: bool) -> None:
     sandbox = BotApiSandbox(limits=RateLimits(enabled=limits))
     world = sandbox.world
     accepted: list[float] = []
+    announced: list[float] = []  # the accepted sends to subscribers (the broadcast's)
     refused = [0]
 
     class Counting(FloodControl):
@@ -61,12 +71,16 @@ async def serve_sandbox(users: int, limits: bool) -> None:
                 refused[0] += 1
                 raise
             accepted.append(time.monotonic())
+            if FIRST_ID <= chat_id < FIRST_ID + users:
+                announced.append(accepted[-1])
 
     world.flood = Counting(sandbox.limits)
     world.calls = _NoLog()  # type: ignore[assignment]  # 100,000 calls: keep no log
     for number in range(users):
         user = sandbox.create_user(f"R{number}", user_id=FIRST_ID + number)
         world.private_state(user)
+    for number in range(OTHERS):
+        world.private_state(sandbox.create_user(f"O{number}", user_id=OTHER_ID + number))
 
     async def stats(request: web.Request) -> web.Response:
         counts = [sum(1 for m in world.chats[FIRST_ID + n].messages.values() if m.from_bot)
@@ -82,6 +96,8 @@ async def serve_sandbox(users: int, limits: bool) -> None:
             "lost": sum(1 for c in counts if c == 0), "too_many": refused[0],
             "seconds": (accepted[-1] - accepted[0]) if len(accepted) > 1 else 0.0,
             "accepted": len(accepted), "max_in_1s": best,
+            "broadcast_rate": (len(announced) - 1) / (announced[-1] - announced[0])
+            if len(announced) > 1 else 0.0,
             "per_second": [sum(1 for t in accepted if int(t - accepted[0]) == second)
                            for second in range(int(accepted[-1] - accepted[0]) + 1)]
             if accepted and request.query.get("histogram") else None,
@@ -124,8 +140,26 @@ class BusyWindow:
         return self._start <= time.monotonic() - self._t0 < self._end
 
 
+async def other_sends(bot: Any, per_second: float, took: list[float]) -> None:
+    """The rest of the bot meanwhile: ``per_second`` messages to residents' chats, every
+    other one an edit of the one before (a dialogue's steps, a progress message)."""
+    last: dict[int, int] = {}
+    number = 0
+    while True:
+        chat_id = OTHER_ID + number % OTHERS
+        started = time.monotonic()
+        if number % 2 and chat_id in last:
+            await bot.edit_message_text(f"bước {number} (sửa)", chat_id, last[chat_id])
+        else:
+            last[chat_id] = (await bot.send_message(chat_id, f"bước {number}")).message_id
+        took.append(time.monotonic() - started)
+        number += 1
+        await asyncio.sleep(max(1 / per_second - (time.monotonic() - started), 0.0))
+
+
 async def work(db_url: str, api: str, run_id: int, rate: float, ptb_limiter: bool,
-               seconds: float, busy: tuple[float, float] | None = None) -> None:
+               seconds: float, busy: tuple[float, float] | None = None,
+               mixed: float = 0.0) -> None:
     from telegram import Bot
     from telegram.ext import ExtBot
 
@@ -134,7 +168,7 @@ async def work(db_url: str, api: str, run_id: int, rate: float, ptb_limiter: boo
     from bot.domain.broadcast.engine import BroadcastEngine, BroadcastSettings
     from bot.domain.sealing import ChatSealer
     from bot.i18n import Translator
-    from bot.ratelimit import TiplineRateLimiter
+    from bot.ratelimit import TiplineRateLimiter, budget_of
     from bot.settings import Settings
     from bot.telegram_broadcast import TelegramBroadcastTransport
     from bot.telegram_http import AiohttpRequest
@@ -158,6 +192,7 @@ async def work(db_url: str, api: str, run_id: int, rate: float, ptb_limiter: boo
         lambda language: stop_button(translator.for_language(language or "vi")),
         settings=BroadcastSettings(rate=rate, yield_rate=20.0 if busy else rate),
         capacity=BusyWindow(*busy) if busy else None,
+        budget=budget_of(bot),  # as bot.app builds it
     )
     peak = [rss_kib()]
 
@@ -167,6 +202,8 @@ async def work(db_url: str, api: str, run_id: int, rate: float, ptb_limiter: boo
             await asyncio.sleep(0.5)
 
     sampler = asyncio.create_task(sample())
+    took: list[float] = []
+    others = asyncio.create_task(other_sends(bot, mixed, took)) if mixed > 0 else None
     started = time.monotonic()
     drive = asyncio.create_task(engine.run(run_id))
     try:
@@ -177,10 +214,18 @@ async def work(db_url: str, api: str, run_id: int, rate: float, ptb_limiter: boo
             status = await drive
     finally:
         sampler.cancel()
+        if others is not None:
+            others.cancel()
+    elapsed = time.monotonic() - started
+    took.sort()
     print(json.dumps({
-        "status": status, "elapsed": time.monotonic() - started,
+        "status": status, "elapsed": elapsed,
         "sent": engine.stats.sent, "too_many_seen": engine.stats.too_many,
         "rss_peak_mib": peak[0] / 1024, "hwm_mib": rss_kib("VmHWM") / 1024,
+        **({"others_sent": len(took), "others_per_s": len(took) / elapsed,
+            "others_p50_ms": 1000 * took[len(took) // 2],
+            "others_p99_ms": 1000 * took[int(len(took) * 0.99)],
+            "others_max_ms": 1000 * took[-1]} if took else {}),
     }), flush=True)
     os._exit(0)  # the point is the numbers; skip a slow teardown of a cut-off run
 
@@ -236,8 +281,11 @@ async def seed(db_url: str, users: int) -> int:
 
 def run_worker(db_url: str, api: str, run_id: int, *, rate: float, ptb_limiter: bool = True,
                seconds: float = 0, kill_after: float | None = None,
-               busy: tuple[float, float] | None = None) -> dict[str, Any] | None:
+               busy: tuple[float, float] | None = None,
+               mixed: float = 0.0) -> dict[str, Any] | None:
     args = ["--work", db_url, api, str(run_id), str(rate), str(seconds)]
+    if mixed:
+        args += ["--mixed", str(mixed)]
     if busy:
         args += ["--busy", f"{busy[0]},{busy[1]}"]
     if not ptb_limiter:
@@ -264,7 +312,7 @@ def stats(url: str, histogram: bool = False) -> dict[str, Any]:
 
 def scenario(name: str, users: int, *, limits: bool, rate: float, kill_after: float | None = None,
              ptb_limiter: bool = True, seconds: float = 0,
-             busy: tuple[float, float] | None = None) -> dict[str, Any]:
+             busy: tuple[float, float] | None = None, mixed: float = 0.0) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="bench-broadcast-"))
     db_url = f"sqlite+aiosqlite:///{folder / 'bench.db'}"
     sandbox, url = start_sandbox(users, limits)
@@ -276,7 +324,7 @@ def scenario(name: str, users: int, *, limits: bool, rate: float, kill_after: fl
             result["killed_after_s"] = kill_after
             result["after_kill"] = stats(url)["messages"]
         worker = run_worker(db_url, url, run_id, rate=rate, ptb_limiter=ptb_limiter,
-                            seconds=seconds, busy=busy)
+                            seconds=seconds, busy=busy, mixed=mixed)
         result["worker"] = worker
         result["sandbox"] = stats(url, histogram=busy is not None)
         return result
@@ -299,7 +347,9 @@ def main() -> None:
     parser.add_argument("--rss-seconds", type=float, default=0.0)
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--busy")
-    parser.add_argument("--only", choices=["rate", "kill", "rss", "yield"])
+    parser.add_argument("--mixed", type=float)  # other sends per second (mixed: 8)
+    parser.add_argument("--mixed-users", type=int, default=1_500)
+    parser.add_argument("--only", choices=["rate", "kill", "rss", "yield", "mixed"])
     args = parser.parse_args()
     if args.serve is not None:
         asyncio.run(serve_sandbox(args.serve, not args.no_limits))
@@ -308,7 +358,7 @@ def main() -> None:
         db_url, api, run_id, rate, seconds = args.work
         busy = tuple(float(v) for v in args.busy.split(",")) if args.busy else None
         asyncio.run(work(db_url, api, int(run_id), float(rate), not args.no_ptb_limiter,
-                         float(seconds), busy))  # type: ignore[arg-type]
+                         float(seconds), busy, args.mixed or 0.0))  # type: ignore[arg-type]
         return
     print(f"load average before: {os.getloadavg()}", flush=True)
     if args.only in (None, "rate"):
@@ -322,6 +372,10 @@ def main() -> None:
     if args.only in (None, "yield"):  # the outbox "busy" from 15 s to 30 s into the run
         print(json.dumps(scenario("yield", 1_500, limits=True, rate=args.rate,
                                   busy=(15.0, 30.0))), flush=True)
+    if args.only == "mixed":  # the rest of the bot sending meanwhile, through one budget
+        print(json.dumps(scenario("mixed", args.mixed_users, limits=True, rate=args.rate,
+                                  mixed=8.0 if args.mixed is None else args.mixed)),
+              flush=True)
     print(f"load average after: {os.getloadavg()}", flush=True)
 
 

@@ -492,6 +492,7 @@ def _disable_bot_flood_pacing() -> None:
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self._base_limiter = None
+            self.budget = None  # the overall 30/s (bot/domain/sendbudget.py)
             self._group_max_rate = 0
             self._group_time_period = 0
 

@@ -49,7 +49,7 @@ from bot.domain.triage import TriageService
 from bot.i18n import Translator
 from bot.logs import quiet_identity_bearing_loggers
 from bot.membership import TelegramMembership
-from bot.ratelimit import TiplineRateLimiter
+from bot.ratelimit import TiplineRateLimiter, budget_of
 from bot.settings import Settings, SettingsError
 from bot.telegram_broadcast import TelegramBroadcastTransport
 from bot.telegram_http import AiohttpRequest
@@ -198,6 +198,7 @@ def build_campaigns(
                                    yield_rate=settings.broadcast_yield_rate),
         capacity=outbox, progress=ChatProgress(groups, settings.ops_chat_id, store, police),
         clock=clock, province_of=province_of,
+        budget=budget_of(bot),  # the announcements take what the bot's other sends leave
     )
     return CampaignScheduler(
         store, engine, clock, settings.zone, police,
@@ -237,7 +238,8 @@ def build_application(
         .base_file_url(endpoint.base_file_url)
         .context_types(context_types)
         .defaults(Defaults(tzinfo=settings.zone))
-        # 30/s overall, 20/min per group, a burst then ~1/s per private chat (Bot FAQ)
+        # 30/s overall (one budget, the broadcasts' included), 20/min per group, a burst
+        # then ~1/s per private chat (Bot FAQ)
         .rate_limiter(TiplineRateLimiter(
             private_burst=settings.telegram_private_burst,
             private_window_seconds=settings.telegram_private_window_seconds,

@@ -66,3 +66,66 @@ async def test_idle_private_windows_are_forgotten_past_the_limit(
     await asyncio.sleep(0.06)  # the first nine are idle now; 100 too
     await limiter._private_pacer(200).acquire()  # the 11th: the idle ones are dropped
     assert set(limiter._private_pacers) == {200}
+
+
+async def test_steady_30_a_second_then_a_burst_stays_within_30_in_any_second() -> None:
+    """A leaky bucket lets a burst of 30 through on top of a steady 30/s (Telegram: 429);
+    the send budget counts any 1 s as the server does: nothing refused, never more than
+    30 within a second (an edit among the burst waits its turn too)."""
+    strict = BotApiSandbox()  # default limits: 30/s overall
+    await strict.start()
+    try:
+        people = [strict.create_user(f"P{i}") for i in range(61)]
+        for person in people:
+            await strict.send_text(person.id, "/start")
+        limiter = TiplineRateLimiter(max_retries=0)
+        bot = ExtBot(strict.token, base_url=strict.base_url, base_file_url=strict.base_file_url,
+                     rate_limiter=limiter)
+        async with bot:
+            first = await bot.send_message(people[60].id, "0")
+            for person in people[:30]:  # the steady 30/s
+                await bot.send_message(person.id, "1")
+                await asyncio.sleep(1 / 30)
+            started = time.monotonic()
+            await asyncio.gather(*(bot.send_message(p.id, "2") for p in people[30:60]),
+                                 bot.edit_message_text("0 (sửa)", people[60].id,
+                                                       first.message_id))
+            elapsed = time.monotonic() - started
+        flood = strict.flood_counts()
+        assert (flood.sent, flood.refused) == (61, 0)
+        assert flood.busiest_second <= 30
+        assert not [c for c in strict.method_calls() if not c["ok"]]
+        assert elapsed >= 0.5  # the burst waited for the window to free up
+    finally:
+        await strict.stop()
+
+
+async def test_a_send_holding_a_bulk_slot_is_counted_on_it_once() -> None:
+    """The broadcast engine takes its slot first and sends through the same limiter: the
+    request goes out on that slot (not a second one). Other messages and edits take a slot
+    each; a call that is not a message does not."""
+    box = BotApiSandbox()
+    await box.start()
+    try:
+        people = [box.create_user(f"Q{i}") for i in range(2)]
+        for person in people:
+            await box.send_text(person.id, "/start")
+        limiter = TiplineRateLimiter(max_retries=0)
+        budget = limiter.budget
+        assert budget is not None
+        bot = ExtBot(box.token, base_url=box.base_url, base_file_url=box.base_file_url,
+                     rate_limiter=limiter)
+        async with bot:
+            slot = await budget.acquire(bulk=True)
+            with budget.holding(slot):
+                await bot.send_message(people[0].id, "thông báo")
+            assert slot.answered_at is not None  # released once answered
+            assert budget.live() == (1, 1)
+            reply = await bot.send_message(people[1].id, "trả lời")
+            assert budget.live() == (2, 1)
+            await bot.edit_message_text("trả lời (sửa)", people[1].id, reply.message_id)
+            assert budget.live() == (3, 1)
+            await bot.get_chat(people[1].id)  # not a message: not counted
+            assert budget.live() == (3, 1)
+    finally:
+        await box.stop()

@@ -3,7 +3,7 @@
 Used by the test suite and by the no-token demo mode (with a web chat page at `/`).
 """
 
-from .models import RateLimits, SandboxChat, SandboxUser
+from .models import FloodCounts, RateLimits, SandboxChat, SandboxUser
 from .server import BotApiSandbox
 
-__all__ = ["BotApiSandbox", "RateLimits", "SandboxChat", "SandboxUser"]
+__all__ = ["BotApiSandbox", "FloodCounts", "RateLimits", "SandboxChat", "SandboxUser"]

@@ -23,11 +23,13 @@ file).
     GET    /sandbox/api/chats/{chat_id}/transcript    ?since=<version>&wait=<s> long-polls
     GET    /sandbox/api/files/{file_id}               raw bytes
     GET    /sandbox/api/calls?method=...              Bot API call log
+    GET    /sandbox/api/flood                         {sent, refused, busiest_second}
     GET    /sandbox/api/updates                       every update emitted
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -37,7 +39,7 @@ from aiohttp import web
 from aiohttp.web_request import FileField
 
 from . import views
-from .models import JSON, SandboxChat, SandboxUser
+from .models import JSON, FloodCounts, SandboxChat, SandboxUser
 from .world import World
 
 
@@ -87,6 +89,7 @@ class SandboxControls(Protocol):
     def kick_bot(self, chat_id: int) -> None: ...
     async def migrate_to_supergroup(self, chat_id: int) -> int: ...
     def method_calls(self, method: str | None = ...) -> list[dict[str, Any]]: ...
+    def flood_counts(self) -> FloodCounts: ...
     @property
     def updates(self) -> list[dict[str, Any]]: ...
 
@@ -277,6 +280,9 @@ class ControlApi:
     async def updates(self, request: web.Request) -> web.StreamResponse:
         return _json(self.sb.updates)
 
+    async def flood(self, request: web.Request) -> web.StreamResponse:
+        return _json(dataclasses.asdict(self.sb.flood_counts()))
+
 
 async def _page(request: web.Request) -> web.StreamResponse:
     return _static_file("index.html")
@@ -316,6 +322,7 @@ def add_control_routes(app: web.Application, sandbox: SandboxControls) -> None:
         ("GET", "/files/{file_id}", api.file),
         ("GET", "/calls", api.calls),
         ("GET", "/updates", api.updates),
+        ("GET", "/flood", api.flood),
     ]
     for verb, path, view in routes:
         app.router.add_route(verb, prefix + path, _guarded(view))

@@ -33,6 +33,15 @@ class RateLimits:
     retry_after: int | None = None
 
 
+@dataclass(frozen=True)
+class FloodCounts:
+    """What the flood limits saw of the bot's sends (`BotApiSandbox.flood_counts`)."""
+
+    sent: int  # sends accepted (an album counts once per item)
+    refused: int  # sends answered 429 by the flood limits (injected errors are not counted)
+    busiest_second: int  # the most sends accepted within any one second
+
+
 @dataclass
 class SandboxUser:
     """A Telegram account in the sandbox (a resident, an officer, or the bot itself)."""

@@ -29,7 +29,7 @@ from aiohttp import web
 from . import api_chat, api_core, api_edit, api_media, api_send, people  # noqa: F401
 from .control import add_control_routes
 from .errors import ApiError
-from .models import JSON, RateLimits, SandboxChat, SandboxUser
+from .models import JSON, FloodCounts, RateLimits, SandboxChat, SandboxUser
 from .params import Params
 from .registry import lookup
 from .world import World
@@ -405,6 +405,12 @@ class BotApiSandbox:
         if method is not None:
             calls = [c for c in calls if c["method"].lower() == method.lower()]
         return copy.deepcopy(calls)
+
+    def flood_counts(self) -> FloodCounts:
+        """The bot's sends as the flood limits counted them: accepted, refused with 429,
+        and the most accepted within any one second."""
+        flood = self.world.flood
+        return FloodCounts(len(flood.accepted), flood.refused, flood.busiest(1.0))
 
     @property
     def privacy_mode(self) -> bool:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dtm
 
 import pytest
 from telegram import Bot, BotCommand, BotCommandScopeAllGroupChats, InputMediaDocument
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
 
-from bot.sandbox import BotApiSandbox, RateLimits, SandboxUser
+from bot.sandbox import BotApiSandbox, FloodCounts, RateLimits, SandboxUser
 from tests.sandbox.conftest import started_sandbox
 
 
@@ -50,6 +51,25 @@ async def test_global_limit_across_chats(sandbox: BotApiSandbox, bot: Bot) -> No
         for user in users:
             await bot.send_message(user.id, "thông báo")
     assert seconds(caught.value.retry_after) == 1
+    assert sandbox.flood_counts() == FloodCounts(sent=30, refused=1, busiest_second=30)
+
+
+async def test_flood_counts_the_busiest_second_and_injected_429s_apart(
+    sandbox: BotApiSandbox, bot: Bot,
+) -> None:
+    users = [sandbox.create_user(f"U{i}") for i in range(12)]
+    for user in users:
+        await sandbox.send_text(user.id, "hi")
+    sandbox.inject_errors("sendMessage", [(429, "Too Many Requests: retry after 1", 1)])
+    with pytest.raises(RetryAfter):
+        await bot.send_message(users[0].id, "0")
+    for user in users[:5]:
+        await bot.send_message(user.id, "1")
+    await asyncio.sleep(1.05)
+    for user in users[5:]:
+        await bot.send_message(user.id, "2")
+    # the injected 429 is in the call log, not among the flood limits' refusals
+    assert sandbox.flood_counts() == FloodCounts(sent=12, refused=0, busiest_second=7)
 
 
 async def test_media_group_counts_once_per_item(sandbox: BotApiSandbox, bot: Bot) -> None:

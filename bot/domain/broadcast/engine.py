@@ -8,11 +8,15 @@ Telegram's limits, resumable, without duplicates beyond the in-flight window.
   Memory holds one page, the queue to the senders and the unflushed outcomes, whatever the
   audience.
 - **Pacing.** ``Pacer`` (bot/domain/outbox/policy.py) spaces sends at ``rate`` per second
-  overall (30 by default) and ``per_chat_seconds`` per chat, and ``ArrivalWindow`` keeps
-  any 1 s as Telegram counts it at ``int(rate)`` whatever the jitter on the way. While the
-  outbox is sending (``Capacity.busy()``: tip cards, police notices, digests) the rate drops
-  to ``yield_rate``: the slots are handed out at most ``senders`` ahead, so the outbox gets
-  its share back within about half a second.
+  overall (30 by default) and ``per_chat_seconds`` per chat. Each send then takes a bulk
+  slot of the bot's ``SendBudget`` (bot/domain/sendbudget.py: 30 in any 1 s as Telegram
+  counts them, whatever the jitter on the way), shared with everything else the bot sends
+  (replies to residents, button answers, edits, cards, progress messages): the broadcast
+  gets what the others leave, they never wait behind it, and at most ``int(rate)`` of its
+  own are in any 1 s. While the outbox is sending (``Capacity.busy()``: tip cards, police
+  notices, digests) the rate and that cap drop to ``yield_rate``: the slots are handed out
+  at most ``senders`` ahead, so the outbox gets its share back within about half a
+  second. Without a shared budget (``budget=None``) the engine keeps one of its own.
 - **Errors.** 429: every sender holds for ``retry_after`` and the same message is tried
   again. 5xx / network: that message backs off (``DeliveryPolicy.retry_delay``) and is given
   up as *failed* after ``max_attempts``. 403 / "chat not found": *inactive*, and the
@@ -37,7 +41,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -59,6 +62,7 @@ from bot.domain.broadcast.transport import (
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.outbox.policy import DeliveryPolicy, Pacer
 from bot.domain.sealing import ChatSealer, SealBroken
+from bot.domain.sendbudget import SendBudget
 
 log = logging.getLogger("bot.domain.broadcast")
 
@@ -81,47 +85,6 @@ class BroadcastSettings:
     def duplicate_bound(self) -> int:
         """At most this many messages go out twice after a crash (see the module)."""
         return self.senders + self.flush_size
-
-
-class ArrivalWindow:
-    """At most ``limit`` sends in any ``window`` seconds *as the server counts them*: a send
-    starts only once the send ``limit`` places before it has been answered ``window``
-    seconds ago. The server received that one before its answer, and receives this one
-    after it starts, so jitter on the way (a loaded machine, the network) can bunch
-    arrivals but never past the limit. Costs one round trip per ``limit`` sends (30/s
-    becomes ~29.8/s at 5 ms)."""
-
-    def __init__(self, limit: int, window: float = 1.0) -> None:
-        self._limit = max(limit, 1)
-        self._window = window
-        self._slots: deque[_Slot] = deque()
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> _Slot:
-        async with self._lock:
-            while len(self._slots) >= self._limit:
-                oldest = self._slots[0]
-                await oldest.answered.wait()
-                wait = oldest.answered_at + self._window - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                self._slots.popleft()
-            slot = _Slot()
-            self._slots.append(slot)
-            return slot
-
-
-class _Slot:
-    __slots__ = ("answered", "answered_at")
-
-    def __init__(self) -> None:
-        self.answered = asyncio.Event()
-        self.answered_at = 0.0
-
-    def release(self) -> None:
-        if not self.answered.is_set():
-            self.answered_at = time.monotonic()
-            self.answered.set()
 
 
 class Capacity(Protocol):
@@ -153,7 +116,9 @@ class BroadcastEngine:
         *, settings: BroadcastSettings | None = None, capacity: Capacity | None = None,
         progress: ProgressSink | None = None, clock: Clock | None = None,
         province_of: Callable[[int], int | None] = lambda code: None,
+        budget: SendBudget | None = None,
     ) -> None:
+        self._budget = budget  # shared with the rest of the bot's sends (bot.ratelimit)
         self._province_of = province_of  # a commune's province (scope filtering)
         self._store = store
         self._transport = transport
@@ -187,7 +152,8 @@ class _Drive:
         self.stop = asyncio.Event()
         self.queue: asyncio.Queue[Recipient | None] = asyncio.Queue(maxsize=2 * self.s.senders)
         self.pacer = Pacer(self.s.rate, self.s.per_chat_seconds)
-        self.window = ArrivalWindow(max(int(self.s.rate), 1))
+        self.budget = engine._budget or SendBudget(max(int(self.s.rate), 1))
+        self.cap = max(int(self.s.rate), 1)  # bulk slots live at once (lower while yielding)
         self.hold_until = 0.0
         self.photo: bytes | str | None = None
         self.outcomes: list[Outcome] = []
@@ -297,10 +263,11 @@ class _Drive:
             if self.stop.is_set():
                 return None
             attempts += 1
-            slot = await self.window.acquire()
+            slot = await self.budget.acquire(bulk=True, cap=self.cap)
             try:
-                file_id = await self.e._transport.send_announcement(
-                    address, text, photo=self.photo, button=button)
+                with self.budget.holding(slot):
+                    file_id = await self.e._transport.send_announcement(
+                        address, text, photo=self.photo, button=button)
             except RetryLater as error:
                 slot.release()
                 if error.seconds is not None:  # 429: everybody waits, the same one again
@@ -334,7 +301,9 @@ class _Drive:
     async def _pace(self, chat_key: int) -> None:
         capacity = self.e._capacity
         busy = capacity is not None and capacity.busy()
-        self.pacer.set_rate(self.s.yield_rate if busy else self.s.rate)
+        rate = self.s.yield_rate if busy else self.s.rate
+        self.pacer.set_rate(rate)
+        self.cap = max(int(rate), 1)
         await self.pacer.wait(chat_key)
         self.pacer.forget(chat_key)
         hold = self.hold_until - time.monotonic()
