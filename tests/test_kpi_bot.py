@@ -93,15 +93,17 @@ async def test_overdue_in_commune_and_province_groups(kpi_world: World) -> None:
         world.demo.officer, "/overdue", chat_id=world.demo.commune_group.id)
     assert commune["text"].splitlines() == [
         "⚠️ Tin báo quá hạn (3):",
-        "• /tip KPI0-AAAA · Vi phạm giao thông · Bình Lê Thị · chưa giải quyết xong, "
+        "• /tip_KPI0_AAAA · Vi phạm giao thông · Bình Lê Thị · chưa giải quyết xong, "
         "trễ 22 ngày",
-        "• /tip KPI6-AAAA · Cờ bạc · An Nguyễn Văn · chưa giải quyết xong, trễ 2 ngày 17 giờ",
-        "• /tip KPI7-AAAA · Ma túy · chưa có người phụ trách · chưa tiếp nhận, trễ 11 giờ",
+        "• /tip_KPI6_AAAA · Cờ bạc · An Nguyễn Văn · chưa giải quyết xong, trễ 2 ngày 17 giờ",
+        "• /tip_KPI7_AAAA · Ma túy · chưa có người phụ trách · chưa tiếp nhận, trễ 11 giờ",
     ]
-    assert any(e["type"] == "code" for e in commune["entities"])
+    links = [commune["text"][e["offset"]:e["offset"] + e["length"]]
+             for e in commune["entities"] if e["type"] == "bot_command"]
+    assert links == ["/tip_KPI0_AAAA", "/tip_KPI6_AAAA", "/tip_KPI7_AAAA"]  # one tap each
     [province] = await world.exchange(
         world.demo.province_officer, "/overdue", chat_id=world.demo.province_group.id)
-    assert "• /tip KPI7-AAAA · Xã Phúc Khánh · Ma túy · " in province["text"]
+    assert "• /tip_KPI7_AAAA · Xã Phúc Khánh · Ma túy · " in province["text"]
 
     # an hour after the tip of 30/11 18:00 missed its 24 hours, it is listed too
     clock = world.runtime.clock
@@ -110,7 +112,7 @@ async def test_overdue_in_commune_and_province_groups(kpi_world: World) -> None:
     [later] = await world.exchange(
         world.demo.officer, "/overdue", chat_id=world.demo.commune_group.id)
     assert later["text"].startswith("⚠️ Tin báo quá hạn (4):")
-    assert "• /tip KPI8-AAAA · Gây rối trật tự công cộng · chưa có người phụ trách · " \
+    assert "• /tip_KPI8_AAAA · Gây rối trật tự công cộng · chưa có người phụ trách · " \
            "chưa tiếp nhận, trễ 1 giờ" in later["text"]
 
 
