@@ -8,7 +8,7 @@ limit (~1 msg/s, short bursts allowed), and its overall 30/s is a leaky bucket: 
   ``private_burst`` messages in any ``private_window_seconds`` (default 4 in 5 s);
 - instead of the leaky bucket, one ``SendBudget`` (bot/domain/sendbudget.py) of
   ``overall_max_rate`` messages in any second for everything that posts or edits a message
-  or answers a button press (``BUDGETED_ENDPOINTS``), taken right before the request goes
+  (``BUDGETED_ENDPOINTS``; not the answers to button presses), taken right before the request goes
   out (after the per-chat and per-group waits). The broadcast engine takes its slots from
   the same budget, behind everyone else (``budget_of``); its requests come here holding
   their slot already.
@@ -31,12 +31,14 @@ SENDING_ENDPOINTS = frozenset({
     "sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup", "sendLocation",
     "sendVideo", "sendAudio", "sendVoice", "sendSticker", "copyMessage", "forwardMessage",
 })
-# counted in the overall 30/s: what posts a message, edits (Telegram limits them too), and
-# the answers to button presses (a slot each is cheap: counting them keeps to the safe side)
+# counted in the overall 30/s: what posts a message, and edits (PTB's limiter counts them
+# too). Not the answers to button presses: they post nothing, PTB never paced them, and one
+# held behind a burst of cards leaves the resident's button spinning until Telegram drops
+# the query (~15 s)
 BUDGETED_ENDPOINTS = SENDING_ENDPOINTS | frozenset({
     "sendContact", "sendVenue", "sendAnimation", "sendVideoNote", "sendPoll", "sendDice",
     "editMessageText", "editMessageCaption", "editMessageMedia", "editMessageReplyMarkup",
-    "editMessageLiveLocation", "stopMessageLiveLocation", "stopPoll", "answerCallbackQuery",
+    "editMessageLiveLocation", "stopMessageLiveLocation", "stopPoll",
 })
 # private chats whose window is kept; past this, the idle ones (nothing sent within their
 # window) are dropped: a broadcast touches 100,000 chats once each, and 50,000 windows kept

@@ -7,7 +7,7 @@ import asyncio
 import time
 
 import pytest
-from telegram import Bot
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.ext import ExtBot
 
 from bot.ratelimit import TiplineRateLimiter
@@ -127,5 +127,39 @@ async def test_a_send_holding_a_bulk_slot_is_counted_on_it_once() -> None:
             assert budget.live() == (3, 1)
             await bot.get_chat(people[1].id)  # not a message: not counted
             assert budget.live() == (3, 1)
+    finally:
+        await box.stop()
+
+
+async def test_answers_to_button_presses_do_not_wait_for_the_budget() -> None:
+    """A burst of cards may fill the second's 30 sends; the answer to a resident's button
+    press still goes at once (it posts nothing, and a late one leaves the button spinning),
+    while a message waits for a free slot."""
+    box = BotApiSandbox()
+    await box.start()
+    try:
+        person = box.create_user("R")
+        await box.send_text(person.id, "/start")
+        limiter = TiplineRateLimiter(max_retries=0)
+        budget = limiter.budget
+        assert budget is not None
+        bot = ExtBot(box.token, base_url=box.base_url, base_file_url=box.base_file_url,
+                     rate_limiter=limiter)
+        async with bot:
+            await bot.get_updates()
+            question = await bot.send_message(person.id, "chọn", reply_markup=InlineKeyboardMarkup(
+                [[InlineKeyboardButton("A", callback_data="a")]]))
+            await box.press_button(person.id, person.id, question.message_id, "a")
+            [*_, pressed] = await bot.get_updates()
+            assert pressed.callback_query is not None
+            held = [await budget.acquire() for _ in range(budget.limit - budget.live()[0])]
+            assert await asyncio.wait_for(
+                bot.answer_callback_query(pressed.callback_query.id), timeout=2)
+            message = asyncio.create_task(bot.send_message(person.id, "trả lời"))
+            await asyncio.sleep(0.3)
+            assert not message.done()  # the second's 30 are taken
+            for slot in held:
+                slot.release()
+            await asyncio.wait_for(message, timeout=3)
     finally:
         await box.stop()

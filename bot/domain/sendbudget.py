@@ -9,7 +9,7 @@ the server's holds more than ``limit`` of them. (Costs one round trip per ``limi
 
 Two kinds of takers share it:
 
-- **the bot's own traffic** (replies to residents, answers to their buttons, edits, tip
+- **the bot's own traffic** (replies to residents, edits, tip
   cards, notices, the admins' progress messages): PTB's rate limiter
   (``bot.ratelimit.TiplineRateLimiter``) takes a slot for each before it goes out, first
   come first served, ahead of any bulk taker waiting;
