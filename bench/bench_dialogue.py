@@ -156,6 +156,10 @@ async def run_once(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
     try:
         world = await recv(parent_end)
         runtime = await start_bot(world, tmp, telegram_limits=False)
+        if args.gc == "settled":  # as `python -m bot` does once started (bot/heap.py)
+            from bot.heap import settle_after_start
+
+            settle_after_start()
         services = runtime.services
         assert services is not None
         residents: list[int] = world["residents"]
@@ -208,6 +212,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20, help="dialogues not counted")
     parser.add_argument("--communes", type=int, default=20, help="police groups (default 20)")
     parser.add_argument("--runs", type=int, default=1, help="repeat, then print medians")
+    parser.add_argument("--gc", choices=["settled", "default"], default="settled",
+                        help="the garbage collector as the bot's entry points leave it "
+                        "(settled, default) or Python's defaults")
     parser.add_argument("--cprofile", help="write cProfile stats of the measured phase here")
     args = parser.parse_args()
     log(f"machine: {machine()}")
