@@ -4,13 +4,17 @@ Start-up builds ~180,000 long-lived objects (the commune directory, PTB, SQLAlch
 that the collector would otherwise walk on every full collection: 270 ms stop-the-world
 pauses in the intake burst benchmark, during which the event loop and every database thread
 stand still. Freezing them once started takes them out of every later collection (they are
-still freed by reference counting). Python's thresholds are kept: a young generation of
-10,000 instead of 700 made the burst ~10 % cheaper but the steady dialogue ~12 % dearer and
-the press-to-card p99 worse (docs/benchmarks.md, "The garbage collector")."""
+still freed by reference counting). A young generation of 10,000 objects instead of 700
+turns ~200 collections per 300 tips into ~20, for a few MB of garbage held a little longer:
+the burst is ~15 % cheaper than with the freeze alone and the press-to-card p99 at 50 tips/s
+lower; the slow one-resident-at-a-time dialogue measured ~10 % dearer with it (in three
+runs of three, near this VM's noise). Figures: docs/benchmarks.md ("The garbage collector")."""
 
 from __future__ import annotations
 
 import gc
+
+YOUNG_GENERATION_THRESHOLD = 10_000
 
 
 def settle_after_start() -> None:
@@ -18,3 +22,5 @@ def settle_after_start() -> None:
     runtime, so a test process that starts many bots keeps Python's defaults)."""
     gc.collect()
     gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, middle, old)
