@@ -8,7 +8,8 @@ still freed by reference counting). A young generation of 10,000 objects instead
 turns ~200 collections per 300 tips into ~20, for a few MB of garbage held a little longer:
 the burst is ~10 % cheaper than with the freeze alone (no consistent difference in the p99
 at 50 tips/s); the slow one-resident-at-a-time dialogue measured ~10 % dearer with it (in
-three runs of three, near this VM's noise). Figures: docs/benchmarks.md ("The garbage collector")."""
+three runs of three, near this VM's noise). Figures: docs/benchmarks.md, "The garbage
+collector"."""
 
 from __future__ import annotations
 
