@@ -4,21 +4,21 @@ PTB's ``AIORateLimiter`` paces 20 msg/min per group (Bot FAQ) but has no per-pri
 limit (~1 msg/s, short bursts allowed), and its overall 30/s is a leaky bucket: a burst of
 30 on top of a steady 30/s, which Telegram answers with 429s. ``TiplineRateLimiter``:
 
-- a sliding window per private chat for the methods that post messages: at most
-  ``private_burst`` messages in any ``private_window_seconds`` (default 4 in 5 s);
-- instead of the leaky bucket, one ``SendBudget`` (bot/domain/sendbudget.py) of
-  ``overall_max_rate`` messages in any second for everything that posts or edits a message
-  (``BUDGETED_ENDPOINTS``; not the answers to button presses), taken right before the request goes
-  out (after the per-chat and per-group waits). The broadcast engine takes its slots from
-  the same budget, behind everyone else (``budget_of``); its requests come here holding
-  their slot already.
+- a window per private chat for the methods that post messages: at most ``private_burst``
+  messages in any ``private_window_seconds`` (default 4 in 5 s);
+- instead of the leaky bucket, one budget of ``overall_max_rate`` messages in any second for
+  everything that posts or edits a message (``BUDGETED_ENDPOINTS``; not the answers to
+  button presses), taken right before the request goes out (after the chat's and the
+  group's waits). The broadcast engine takes its slots from the same budget, behind
+  everyone else (``budget_of``); its requests come here holding their slot already.
+
+Both are ``SendBudget``s (bot/domain/sendbudget.py): a send counts from when it starts until
+the window's length after its answer, so requests bunched on the way (a loaded machine, the
+network) never put more than the limit into any window of the server's.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -46,31 +46,6 @@ BUDGETED_ENDPOINTS = SENDING_ENDPOINTS | frozenset({
 MAX_TRACKED_CHATS = 5_000
 
 
-class SlidingWindowPacer:
-    """Waits until sending one more keeps the count within the window."""
-
-    def __init__(self, limit: int, window_seconds: float) -> None:
-        self._limit = limit
-        self._window = window_seconds
-        self._sent: deque[float] = deque()
-        self._lock = asyncio.Lock()
-
-    def idle(self, now: float) -> bool:
-        """Nothing sent within the window and nobody waiting: forgetting it changes nothing."""
-        return not self._lock.locked() and (not self._sent or self._sent[-1] <= now - self._window)
-
-    async def acquire(self) -> None:
-        async with self._lock:  # first come, first served
-            while True:
-                now = time.monotonic()
-                while self._sent and self._sent[0] <= now - self._window:
-                    self._sent.popleft()
-                if len(self._sent) < self._limit:
-                    self._sent.append(now)
-                    return
-                await asyncio.sleep(self._sent[0] + self._window - now + 0.01)
-
-
 class TiplineRateLimiter(AIORateLimiter):
     """``overall_max_rate``: messages per second, all chats together (0: no overall limit)."""
 
@@ -83,16 +58,17 @@ class TiplineRateLimiter(AIORateLimiter):
             SendBudget(int(overall_max_rate)) if overall_max_rate else None)
         self._private_burst = private_burst
         self._private_window = private_window_seconds
-        self._private_pacers: dict[int, SlidingWindowPacer] = {}
+        self._private_pacers: dict[int, SendBudget] = {}
 
-    def _private_pacer(self, chat_id: int) -> SlidingWindowPacer:
+    def _private_pacer(self, chat_id: int) -> SendBudget:
+        """The chat's window: ``private_burst`` sends, each counted until
+        ``private_window_seconds`` after its answer (as the overall budget counts)."""
         pacer = self._private_pacers.get(chat_id)
         if pacer is None:
             if len(self._private_pacers) >= MAX_TRACKED_CHATS:
-                now = time.monotonic()
-                for key in [k for k, p in self._private_pacers.items() if p.idle(now)]:
+                for key in [k for k, p in self._private_pacers.items() if p.idle()]:
                     del self._private_pacers[key]
-            pacer = SlidingWindowPacer(self._private_burst, self._private_window)
+            pacer = SendBudget(self._private_burst, self._private_window)
             self._private_pacers[chat_id] = pacer
         return pacer
 
@@ -105,12 +81,14 @@ class TiplineRateLimiter(AIORateLimiter):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
-        chat_id = data.get("chat_id")
-        if isinstance(chat_id, int) and chat_id > 0 and endpoint in SENDING_ENDPOINTS:
-            await self._private_pacer(chat_id).acquire()
         budget = self.budget
         if budget is not None and endpoint in BUDGETED_ENDPOINTS:
             callback = _within_budget(budget, callback)
+        chat_id = data.get("chat_id")
+        if isinstance(chat_id, int) and chat_id > 0 and endpoint in SENDING_ENDPOINTS:
+            # the chat's window first (outermost): a send waiting for it holds no slot of
+            # the whole bot's second
+            callback = _within_budget(self._private_pacer(chat_id), callback)
         return await super().process_request(
             callback, args, kwargs, endpoint, data, rate_limit_args
         )

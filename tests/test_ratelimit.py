@@ -60,9 +60,9 @@ async def test_idle_private_windows_are_forgotten_past_the_limit(
     monkeypatch.setattr(ratelimit, "MAX_TRACKED_CHATS", 10)
     limiter = TiplineRateLimiter(private_burst=4, private_window_seconds=0.05)
     for chat_id in range(1, 10):
-        await limiter._private_pacer(chat_id).acquire()
+        (await limiter._private_pacer(chat_id).acquire()).release()  # sent and answered
     busy = limiter._private_pacer(100)
-    await busy.acquire()
+    (await busy.acquire()).release()
     await asyncio.sleep(0.06)  # the first nine are idle now; 100 too
     await limiter._private_pacer(200).acquire()  # the 11th: the idle ones are dropped
     assert set(limiter._private_pacers) == {200}
@@ -164,3 +164,26 @@ async def test_answers_to_button_presses_do_not_wait_for_the_budget() -> None:
             await asyncio.wait_for(message, timeout=3)
     finally:
         await box.stop()
+
+
+async def test_a_private_chats_window_counts_each_send_until_after_its_answer() -> None:
+    """Telegram counts a send when it arrives, which is after the bot lets it go: a window
+    counted from the bot's side only (a slow network, a loaded machine bunching requests)
+    could put more than the limit into one window of the server's. Each send is counted
+    until a window's length after its answer: 2 per 0.5 s, answers taking 0.3 s, so the
+    third send starts only at 0.8 s (not 0.5 s)."""
+    limiter = TiplineRateLimiter(private_burst=2, private_window_seconds=0.5, max_retries=0)
+    started: list[float] = []
+
+    async def slow_send(*_args: object, **_kwargs: object) -> dict[str, int]:
+        started.append(time.monotonic())
+        await asyncio.sleep(0.3)
+        return {"message_id": len(started)}
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(
+        limiter.process_request(slow_send, (), {}, "sendMessage", {"chat_id": 5}, None)
+        for _ in range(3)))
+    offsets = [round(t - t0, 2) for t in started]
+    assert offsets[0] < 0.1 and offsets[1] < 0.1
+    assert offsets[2] >= 0.79, offsets

@@ -75,6 +75,10 @@ class SendBudget:
         self._slots = [s for s in self._slots if self._expiry(s) > now]
         return len(self._slots), sum(1 for s in self._slots if s.bulk)
 
+    def idle(self) -> bool:
+        """No slot live and nobody waiting: forgetting this budget changes nothing."""
+        return self.live()[0] == 0 and not any(lock.locked() for lock in self._locks.values())
+
     async def acquire(self, *, bulk: bool = False, cap: int | None = None) -> Slot:
         """A slot for one send; ``release()`` it once the send is answered. ``cap``: at
         most that many bulk slots live at once (bulk takers only)."""
